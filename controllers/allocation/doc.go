@@ -1,0 +1,22 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package allocation decides which ClusterIPs and node ports each Service holds. A
+// Book keeps the cluster-wide bitmaps (one IP range per family and one node port range)
+// together with the owner of every allocated value, so that a Service keeps what it has
+// across passes, a value is never handed to two Services, and a failed pass changes
+// nothing. It is plain Go: the allocation reconciler is thin glue around it.
+package allocation

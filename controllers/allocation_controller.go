@@ -1,0 +1,319 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/controllers/allocation"
+)
+
+// ConditionAllocated is True when a Service holds every address and port its spec
+// needs.
+const ConditionAllocated = "Allocated"
+
+// waitingRetryPeriod is how often a Service waiting for a value held by another
+// Service is retried even if no release was seen (a release is the usual trigger).
+const waitingRetryPeriod = 30 * time.Second
+
+// AllocationReconciler gives Services their cluster IPs, node ports and health check
+// node port from an allocation.Book, and records them in status. It rebuilds the Book
+// from every Service's status before it hands out anything, and a repair pass checks
+// the Book against the API every RepairInterval.
+type AllocationReconciler struct {
+	client.Client
+	// APIReader reads straight from the API server, for the restore and repair
+	// listings, which must not trust a cache that may lag behind.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Book      *allocation.Book
+	// RepairInterval is the period of the repair pass; zero disables it.
+	RepairInterval time.Duration
+	// MaxConcurrentReconciles bounds parallel reconciles (the Book serialises the
+	// allocation itself).
+	MaxConcurrentReconciles int
+
+	restoreMu sync.Mutex
+	restored  bool
+	retry     chan event.GenericEvent
+}
+
+// +kubebuilder:rbac:groups=networking.svcplane.io,resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.svcplane.io,resources=services/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch;update
+
+// Reconcile brings one Service's allocation in line with its spec.
+func (r *AllocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	if err := r.restore(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+	key := req.String()
+
+	svc := &v1alpha1.Service{}
+	if err := r.Get(ctx, req.NamespacedName, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			if r.Book.Release(key) {
+				log.V(1).Info("released the allocations of a deleted Service")
+				r.kickWaiting(key)
+			}
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !svc.DeletionTimestamp.IsZero() {
+		// The Service keeps what it holds until it is gone: a finalizer (a load
+		// balancer being torn down) may still rely on its node ports.
+		return ctrl.Result{}, nil
+	}
+
+	alloc, freed, allocErr := r.Book.Ensure(key, svc.UID, &svc.Spec)
+	if freed {
+		r.kickWaiting(key)
+	}
+	var failure *allocation.Error
+	if allocErr != nil && !errors.As(allocErr, &failure) {
+		return ctrl.Result{}, allocErr
+	}
+
+	status := svc.Status.DeepCopy()
+	cond := metav1.Condition{Type: ConditionAllocated, ObservedGeneration: svc.Generation}
+	if failure == nil {
+		applyAllocation(status, alloc)
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, allocation.ReasonAllocated, allocatedMessage(alloc)
+	} else {
+		// Keep what the Service already holds in status: the Book kept it too.
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, failure.Reason, failure.Message
+	}
+	previous := meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated)
+	meta.SetStatusCondition(&status.Conditions, cond)
+	status.ObservedGeneration = svc.Generation
+	status.Display = display(&svc.Spec, status)
+
+	if !equality.Semantic.DeepEqual(status, &svc.Status) {
+		updated := svc.DeepCopy()
+		updated.Status = *status
+		if err := r.Status().Patch(ctx, updated, client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{})); err != nil {
+			if failure == nil {
+				// What was allocated stays held; the next pass writes it.
+				log.V(1).Info("status write failed; will retry", "error", err.Error())
+			}
+			return ctrl.Result{}, err
+		}
+	}
+
+	if failure == nil {
+		return ctrl.Result{}, nil
+	}
+	if previous == nil || previous.Reason != cond.Reason || previous.Message != cond.Message {
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, failure.Reason, "AllocateServiceAddresses", "%s", failure.Message)
+	}
+	if failure.Permanent {
+		// Retrying cannot help until the spec changes, which triggers a new pass.
+		log.Info("Service cannot be allocated until its spec changes", "reason", failure.Reason, "message", failure.Message)
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{RequeueAfter: waitingRetryPeriod}, nil
+}
+
+// applyAllocation writes what the Service holds into its status.
+func applyAllocation(status *v1alpha1.ServiceStatus, alloc allocation.Allocation) {
+	status.ClusterIPs = alloc.ClusterIPs
+	status.ClusterIP = ""
+	if len(alloc.ClusterIPs) > 0 {
+		status.ClusterIP = alloc.ClusterIPs[0]
+	}
+	status.IPFamilies = alloc.IPFamilies
+	status.Ports = alloc.Ports
+	status.HealthCheckNodePort = alloc.HealthCheckNodePort
+}
+
+func allocatedMessage(alloc allocation.Allocation) string {
+	switch {
+	case len(alloc.ClusterIPs) == 0:
+		return "ExternalName services get no cluster IP and no node ports"
+	case alloc.ClusterIPs[0] == v1alpha1.ClusterIPNone:
+		return "headless service: no cluster IP"
+	}
+	return "cluster IPs and node ports are allocated"
+}
+
+// display renders the EXTERNAL-IP and PORT(S) columns as `kubectl get svc` does.
+func display(spec *v1alpha1.ServiceSpec, status *v1alpha1.ServiceStatus) v1alpha1.ServiceDisplay {
+	ports := make([]string, 0, len(spec.Ports))
+	for _, p := range spec.Ports {
+		proto := cmp.Or(p.Protocol, corev1.ProtocolTCP)
+		nodePort := int32(0)
+		for _, s := range status.Ports {
+			if s.Port == p.Port && s.Protocol == proto {
+				nodePort = s.NodePort
+			}
+		}
+		if nodePort != 0 {
+			ports = append(ports, fmt.Sprintf("%d:%d/%s", p.Port, nodePort, proto))
+		} else {
+			ports = append(ports, fmt.Sprintf("%d/%s", p.Port, proto))
+		}
+	}
+	d := v1alpha1.ServiceDisplay{Ports: cmp.Or(strings.Join(ports, ","), "<none>")}
+
+	switch spec.Type {
+	case corev1.ServiceTypeExternalName:
+		d.ExternalIP = spec.ExternalName
+	case corev1.ServiceTypeLoadBalancer:
+		var ingress []string
+		for _, in := range status.LoadBalancer.Ingress {
+			ingress = append(ingress, cmp.Or(in.IP, in.Hostname))
+		}
+		all := append(ingress, spec.ExternalIPs...)
+		switch {
+		case len(all) > 0:
+			d.ExternalIP = strings.Join(all, ",")
+		default:
+			d.ExternalIP = "<pending>"
+		}
+	default:
+		d.ExternalIP = cmp.Or(strings.Join(spec.ExternalIPs, ","), "<none>")
+	}
+	return d
+}
+
+// restore rebuilds the Book from every Service's status, once, before the first
+// allocation. Services are restored oldest first so that, of two Services claiming
+// the same value, the older keeps it, as kube's repair loop decides.
+func (r *AllocationReconciler) restore(ctx context.Context) error {
+	r.restoreMu.Lock()
+	defer r.restoreMu.Unlock()
+	if r.restored {
+		return nil
+	}
+	list := &v1alpha1.ServiceList{}
+	if err := r.APIReader.List(ctx, list); err != nil {
+		return fmt.Errorf("listing Services to restore allocations: %w", err)
+	}
+	slices.SortFunc(list.Items, func(a, b v1alpha1.Service) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	})
+	for i := range list.Items {
+		svc := &list.Items[i]
+		for _, p := range r.Book.Restore(client.ObjectKeyFromObject(svc).String(), svc.UID, &svc.Status) {
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, p.Reason, "RestoreServiceAddresses", "%s", p.Message)
+		}
+	}
+	logf.FromContext(ctx).Info("restored allocations from existing Services", "services", len(list.Items))
+	r.restored = true
+	return nil
+}
+
+// repair compares the Book with every Service in the API: Services whose status
+// disagrees with what they hold (a duplicate, an address outside the range, a lost
+// write) are reported and queued, and what is held by Services that no longer exist
+// is reclaimed.
+func (r *AllocationReconciler) repair(ctx context.Context) error {
+	log := logf.FromContext(ctx).WithName("repair")
+	if err := r.restore(ctx); err != nil {
+		return err
+	}
+	listedAt := time.Now()
+	list := &v1alpha1.ServiceList{}
+	if err := r.APIReader.List(ctx, list); err != nil {
+		return fmt.Errorf("listing Services to repair allocations: %w", err)
+	}
+	existing := make(map[string]types.UID, len(list.Items))
+	for i := range list.Items {
+		svc := &list.Items[i]
+		key := client.ObjectKeyFromObject(svc).String()
+		existing[key] = svc.UID
+		if !svc.DeletionTimestamp.IsZero() || r.Book.InSync(key, svc.UID, &svc.Status) {
+			continue
+		}
+		for _, p := range r.Book.Audit(key, svc.UID, &svc.Status) {
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, p.Reason, "RepairServiceAddresses", "%s", p.Message)
+		}
+		r.enqueue(key)
+	}
+	if leaked := r.Book.Reclaim(existing, listedAt); len(leaked) > 0 {
+		log.Info("reclaimed allocations of Services that no longer exist", "services", leaked)
+		r.kickWaiting("")
+	}
+	return nil
+}
+
+// kickWaiting queues every Service waiting for a value, because one was just freed.
+func (r *AllocationReconciler) kickWaiting(except string) {
+	for _, key := range r.Book.Waiting() {
+		if key != except {
+			r.enqueue(key)
+		}
+	}
+}
+
+func (r *AllocationReconciler) enqueue(key string) {
+	namespace, name, _ := strings.Cut(key, "/")
+	obj := &v1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	select {
+	case r.retry <- event.GenericEvent{Object: obj}:
+	default:
+		// The queue of kicks is full; the waiting Service's own RequeueAfter
+		// retries it anyway.
+	}
+}
+
+// SetupWithManager registers the reconciler and its repair pass with the manager.
+func (r *AllocationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.retry = make(chan event.GenericEvent, 4096)
+	if r.RepairInterval > 0 {
+		if err := mgr.Add(&periodic{name: "allocation-repair", interval: r.RepairInterval, run: r.repair}); err != nil {
+			return err
+		}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Service{}).
+		WatchesRawSource(source.Channel(r.retry, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		Named("allocation").
+		Complete(r)
+}
+
+var _ reconcile.Reconciler = &AllocationReconciler{}

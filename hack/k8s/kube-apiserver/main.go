@@ -5,10 +5,10 @@ package main
 import (
 	"os"
 
+	"k8s.io/component-base/cli"
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
-	"k8s.io/component-base/cli"
 
 	"k8s.io/kubernetes/cmd/kube-apiserver/app"
 )

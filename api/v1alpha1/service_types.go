@@ -34,11 +34,11 @@ const DefaultClientIPTimeoutSeconds int32 = 10800
 // changing only its apiVersion. Rules that depend on more than one field are CEL rules
 // below, worded like kube-apiserver's own validation.
 //
-// +kubebuilder:validation:XValidation:rule="self.type != 'ExternalName' || (has(self.externalName) && self.externalName != ”)",message="must be specified when `type` is 'ExternalName'",fieldPath=".externalName",reason=FieldValueRequired
-// +kubebuilder:validation:XValidation:rule="self.type == 'ExternalName' || !has(self.externalName) || self.externalName == ”",message="may only be set when `type` is 'ExternalName'",fieldPath=".externalName",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="self.type != 'ExternalName' || ((!has(self.clusterIP) || self.clusterIP == ”) && (!has(self.clusterIPs) || size(self.clusterIPs) == 0))",message="may not be set for ExternalName services",fieldPath=".clusterIP",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="self.type != 'ExternalName' || (has(self.externalName) && size(self.externalName) > 0)",message="must be specified when `type` is 'ExternalName'",fieldPath=".externalName",reason=FieldValueRequired
+// +kubebuilder:validation:XValidation:rule="self.type == 'ExternalName' || !has(self.externalName) || size(self.externalName) == 0",message="may only be set when `type` is 'ExternalName'",fieldPath=".externalName",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="self.type != 'ExternalName' || ((!has(self.clusterIP) || size(self.clusterIP) == 0) && (!has(self.clusterIPs) || size(self.clusterIPs) == 0))",message="may not be set for ExternalName services",fieldPath=".clusterIP",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="self.type == 'ClusterIP' || self.type == 'ExternalName' || ((!has(self.clusterIP) || self.clusterIP != 'None') && (!has(self.clusterIPs) || !('None' in self.clusterIPs)))",messageExpression="\"may not be set to 'None' for \" + self.type + \" services\"",fieldPath=".clusterIP"
-// +kubebuilder:validation:XValidation:rule="!has(self.clusterIP) || self.clusterIP == ” || !has(self.clusterIPs) || size(self.clusterIPs) == 0 || self.clusterIPs[0] == self.clusterIP",message="must match `clusterIP` when both are specified",fieldPath=".clusterIPs"
+// +kubebuilder:validation:XValidation:rule="!has(self.clusterIP) || size(self.clusterIP) == 0 || !has(self.clusterIPs) || size(self.clusterIPs) == 0 || self.clusterIPs[0] == self.clusterIP",message="must match `clusterIP` when both are specified",fieldPath=".clusterIPs"
 // +kubebuilder:validation:XValidation:rule="self.type == 'ExternalName' || (has(self.clusterIP) && self.clusterIP == 'None') || (has(self.clusterIPs) && size(self.clusterIPs) > 0 && self.clusterIPs[0] == 'None') || (has(self.ports) && size(self.ports) > 0)",message="at least one port is required unless the service is headless or of type ExternalName",fieldPath=".ports",reason=FieldValueRequired
 // +kubebuilder:validation:XValidation:rule="self.type == 'NodePort' || self.type == 'LoadBalancer' || !has(self.ports) || self.ports.all(p, !has(p.nodePort) || p.nodePort == 0)",messageExpression="\"nodePort may not be used when `type` is '\" + self.type + \"'\"",fieldPath=".ports",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="!has(self.ipFamilyPolicy) || self.ipFamilyPolicy != 'SingleStack' || ((!has(self.ipFamilies) || size(self.ipFamilies) < 2) && (!has(self.clusterIPs) || size(self.clusterIPs) < 2))",message="must be 'RequireDualStack' or 'PreferDualStack' when multiple `ipFamilies` or `clusterIPs` are specified",fieldPath=".ipFamilyPolicy"
@@ -49,7 +49,7 @@ const DefaultClientIPTimeoutSeconds int32 = 10800
 // +kubebuilder:validation:XValidation:rule="!has(self.allocateLoadBalancerNodePorts) || self.type == 'LoadBalancer'",message="may only be used when `type` is 'LoadBalancer'",fieldPath=".allocateLoadBalancerNodePorts",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="!has(self.loadBalancerClass) || self.type == 'LoadBalancer'",message="may only be used when `type` is 'LoadBalancer'",fieldPath=".loadBalancerClass",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="!has(self.loadBalancerSourceRanges) || size(self.loadBalancerSourceRanges) == 0 || self.type == 'LoadBalancer'",message="may only be used when `type` is 'LoadBalancer'",fieldPath=".loadBalancerSourceRanges",reason=FieldValueForbidden
-// +kubebuilder:validation:XValidation:rule="!has(self.loadBalancerIP) || self.loadBalancerIP == ” || self.type == 'LoadBalancer'",message="may only be used when `type` is 'LoadBalancer'",fieldPath=".loadBalancerIP",reason=FieldValueForbidden
+// +kubebuilder:validation:XValidation:rule="!has(self.loadBalancerIP) || size(self.loadBalancerIP) == 0 || self.type == 'LoadBalancer'",message="may only be used when `type` is 'LoadBalancer'",fieldPath=".loadBalancerIP",reason=FieldValueForbidden
 // +kubebuilder:validation:XValidation:rule="self.type != 'ExternalName' || !has(self.internalTrafficPolicy)",message="may not be set for ExternalName services",fieldPath=".internalTrafficPolicy",reason=FieldValueForbidden
 type ServiceSpec struct {
 	// Type is how the Service is exposed: ClusterIP (the default) allocates a
@@ -67,8 +67,8 @@ type ServiceSpec struct {
 	// +listMapKey=port
 	// +listMapKey=protocol
 	// +kubebuilder:validation:MaxItems=256
-	// +kubebuilder:validation:XValidation:rule="size(self) <= 1 || self.all(p, has(p.name) && p.name != '')",message="a name is required for every port when more than one port is defined",reason=FieldValueRequired
-	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.name) || p.name == '' || self.exists_one(q, has(q.name) && q.name == p.name))",message="port names must be unique"
+	// +kubebuilder:validation:XValidation:rule="size(self) <= 1 || self.all(p, has(p.name) && size(p.name) > 0)",message="a name is required for every port when more than one port is defined",reason=FieldValueRequired
+	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.name) || size(p.name) == 0 || self.exists_one(q, has(q.name) && q.name == p.name))",message="port names must be unique"
 	// +kubebuilder:validation:XValidation:rule="self.all(p, !has(p.nodePort) || p.nodePort == 0 || self.exists_one(q, has(q.nodePort) && q.nodePort == p.nodePort && q.protocol == p.protocol))",message="a nodePort may be used by at most one port per protocol"
 	// +optional
 	Ports []ServicePort `json:"ports,omitempty"`
@@ -82,7 +82,7 @@ type ServiceSpec struct {
 	// ClusterIP is the requested primary cluster address: empty to have one allocated,
 	// "None" for a headless Service, or an address inside the service CIDR.
 	// +kubebuilder:validation:MaxLength=45
-	// +kubebuilder:validation:XValidation:rule="self == '' || self == 'None' || isIP(self)",message="must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff) or 'None'"
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || self == 'None' || isIP(self)",message="must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff) or 'None'"
 	// +optional
 	ClusterIP string `json:"clusterIP,omitempty"`
 
@@ -136,7 +136,7 @@ type ServiceSpec struct {
 	// deprecated in core Services and kept here for compatibility; providers may
 	// ignore it.
 	// +kubebuilder:validation:MaxLength=45
-	// +kubebuilder:validation:XValidation:rule="self == '' || isIP(self)",message="must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)"
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || isIP(self)",message="must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)"
 	// +optional
 	LoadBalancerIP string `json:"loadBalancerIP,omitempty"`
 

@@ -123,7 +123,7 @@ type runningManager struct {
 	done   chan struct{}
 }
 
-// startManager starts a manager running the allocation reconciler, as cmd/manager
+// startManager starts a manager running the reconcilers, as cmd/manager
 // wires it, with its own fresh Book over the given ranges.
 func startManager(serviceCIDRs, nodePorts string) *runningManager {
 	GinkgoHelper()
@@ -146,6 +146,11 @@ func startManager(serviceCIDRs, nodePorts string) *runningManager {
 		Recorder:                mgr.GetEventRecorder("svcplane-allocator"),
 		Book:                    book,
 		RepairInterval:          2 * time.Second,
+		MaxConcurrentReconciles: 4,
+	}).SetupWithManager(mgr)).To(Succeed())
+	Expect((&EndpointSliceReconciler{
+		Client:                  mgr.GetClient(),
+		MaxEndpointsPerSlice:    100,
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
 

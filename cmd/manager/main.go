@@ -15,7 +15,7 @@ limitations under the License.
 */
 
 // Command manager runs svcplane's controllers: it allocates ClusterIPs and node ports
-// for networking.svcplane.io Services.
+// for networking.svcplane.io Services and maintains their EndpointSlices.
 package main
 
 import (
@@ -28,6 +28,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -37,6 +38,7 @@ import (
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers"
 	"github.com/svcplane/svcplane/controllers/allocation"
+	"github.com/svcplane/svcplane/controllers/endpoints"
 )
 
 func main() {
@@ -45,8 +47,10 @@ func main() {
 		secureMetrics, enableHTTP2  bool
 		leaderElect                 bool
 		serviceCIDRs, nodePortRange string
-		repairInterval              time.Duration
+		repairInterval, batchPeriod time.Duration
 		concurrentServiceSyncs      int
+		concurrentEndpointSyncs     int
+		maxEndpointsPerSlice        int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
@@ -57,6 +61,9 @@ func main() {
 	flag.StringVar(&nodePortRange, "service-node-port-range", "30000-32767", "Port range from which node ports are allocated, inclusive.")
 	flag.DurationVar(&repairInterval, "repair-interval", 3*time.Minute, "How often allocations are checked against every Service for duplicates, out-of-range values and leaks; 0 disables the check.")
 	flag.IntVar(&concurrentServiceSyncs, "concurrent-service-syncs", 4, "Number of Services reconciled in parallel.")
+	flag.IntVar(&maxEndpointsPerSlice, "max-endpoints-per-slice", endpoints.DefaultMaxEndpointsPerSlice, "The maximum number of endpoints in one EndpointSlice.")
+	flag.DurationVar(&batchPeriod, "endpointslice-updates-batch-period", 0, "How long pod changes are batched before a Service's EndpointSlices are written; 0 writes at once.")
+	flag.IntVar(&concurrentEndpointSyncs, "concurrent-service-endpoint-syncs", 5, "Number of Services whose EndpointSlices are synced in parallel.")
 	opts := zap.Options{Development: true}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -90,6 +97,8 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "manager.networking.svcplane.io",
+		// Pods are cached cluster-wide; their managed fields are never read.
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 	})
 	if err != nil {
 		fail(log, err, "unable to create manager")
@@ -105,6 +114,15 @@ func main() {
 		MaxConcurrentReconciles: concurrentServiceSyncs,
 	}).SetupWithManager(mgr); err != nil {
 		fail(log, err, "unable to create controller", "controller", "allocation")
+	}
+
+	if err := (&controllers.EndpointSliceReconciler{
+		Client:                  mgr.GetClient(),
+		MaxEndpointsPerSlice:    maxEndpointsPerSlice,
+		BatchPeriod:             batchPeriod,
+		MaxConcurrentReconciles: concurrentEndpointSyncs,
+	}).SetupWithManager(mgr); err != nil {
+		fail(log, err, "unable to create controller", "controller", "endpointslice")
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -190,8 +190,7 @@ func (b *Book) Ensure(key string, uid types.UID, spec *v1alpha1.ServiceSpec) (al
 
 	if h := b.holders[key]; h != nil && h.uid != uid {
 		// The name now belongs to a new object: what the old one held is free.
-		b.releaseLocked(key)
-		freed = true
+		freed = b.releaseLocked(key)
 	}
 	t := &txn{b: b, key: key, old: b.holders[key]}
 	alloc, err = t.plan(spec)
@@ -209,8 +208,8 @@ func (b *Book) Ensure(key string, uid types.UID, spec *v1alpha1.ServiceSpec) (al
 	return alloc, t.commit(uid) || freed, nil
 }
 
-// Release frees everything the Service key holds. It reports whether anything was
-// freed.
+// Release frees everything the Service key holds. It reports whether any value went
+// back to a range.
 func (b *Book) Release(key string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -223,19 +222,23 @@ func (b *Book) releaseLocked(key string) bool {
 	if h == nil {
 		return false
 	}
+	freed := false
 	for _, ip := range h.ips {
 		b.releaseIP(ip)
+		freed = true
 	}
-	for _, p := range h.ports {
-		if p.NodePort != 0 && b.portOwner[p.NodePort] == key {
-			b.releasePort(p.NodePort)
+	release := func(port int32) {
+		if port != 0 && b.portOwner[port] == key {
+			b.releasePort(port)
+			freed = true
 		}
 	}
-	if h.healthCheck != 0 && b.portOwner[h.healthCheck] == key {
-		b.releasePort(h.healthCheck)
+	for _, p := range h.ports {
+		release(p.NodePort)
 	}
+	release(h.healthCheck)
 	delete(b.holders, key)
-	return true
+	return freed
 }
 
 func (b *Book) releaseIP(ip netip.Addr) {
@@ -295,6 +298,8 @@ func (b *Book) Restore(key string, uid types.UID, status *v1alpha1.ServiceStatus
 		r := b.ipRanges[fam]
 		switch owner, taken := b.ipOwner[ip]; {
 		case taken && owner == key:
+		case h.ips[fam].IsValid():
+			report(ReasonClusterIPOutOfRange, "Cluster IP %s is a second address of family %s (the service holds %s); it is not kept", ip, fam, h.ips[fam])
 		case taken:
 			report(ReasonClusterIPAlreadyAllocated, "Cluster IP %s was assigned to multiple services; it stays with %s and this service gets another one", ip, owner)
 		case r == nil || !r.Contains(ip):

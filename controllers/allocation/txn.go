@@ -130,10 +130,8 @@ func (t *txn) plan(spec *v1alpha1.ServiceSpec) (Allocation, error) {
 	if err := t.planNodePorts(spec); err != nil {
 		return Allocation{}, err
 	}
-	if err := t.planHealthCheck(spec); err != nil {
-		return Allocation{}, err
-	}
-	alloc.Ports = t.ports
+	// t.ports is the Book's record from now on; the caller gets its own copy.
+	alloc.Ports = slices.Clone(t.ports)
 	alloc.HealthCheckNodePort = t.healthCheck
 	return alloc, nil
 }
@@ -225,6 +223,9 @@ func (b *Book) resolveFamilies(spec *v1alpha1.ServiceSpec) ([]corev1.IPFamily, m
 		policy = corev1.IPFamilyPolicyPreferDualStack
 	}
 	familyPath := field.NewPath("spec", "ipFamilies")
+	if len(wanted) == 2 && wanted[0] == wanted[1] {
+		return nil, nil, false, invalid(familyPath.Index(1), string(wanted[1]), "may not contain the same IP family twice")
+	}
 	for i, fam := range wanted {
 		if _, ok := b.ipRanges[fam]; !ok {
 			return nil, nil, false, invalid(familyPath.Index(i), string(fam), "not configured on this cluster")
@@ -256,7 +257,14 @@ func (b *Book) resolveFamilies(spec *v1alpha1.ServiceSpec) ([]corev1.IPFamily, m
 	return wanted, requested, headless, nil
 }
 
-// planNodePorts decides every port's node port. Requested node ports are claimed
+// use is one node port serving one protocol: a node port may serve TCP and UDP of the
+// same Service, but not two ports of the same protocol.
+type use struct {
+	nodePort int32
+	protocol corev1.Protocol
+}
+
+// planNodePorts decides every port's node port and the health check node port. Requested node ports are claimed
 // first so an automatic choice never takes a value another port of the same Service
 // asked for; ports that share a port number (TCP and UDP 53, say) share a node port,
 // as kube does.
@@ -266,10 +274,6 @@ func (t *txn) planNodePorts(spec *v1alpha1.ServiceSpec) error {
 		(spec.Type == corev1.ServiceTypeLoadBalancer && (spec.AllocateLoadBalancerNodePorts == nil || *spec.AllocateLoadBalancerNodePorts))
 
 	t.ports = make([]v1alpha1.ServicePortStatus, len(spec.Ports))
-	type use struct {
-		nodePort int32
-		protocol corev1.Protocol
-	}
 	used := map[use]bool{}
 	byNumber := map[int32]int32{}
 	portsPath := field.NewPath("spec", "ports")
@@ -285,9 +289,27 @@ func (t *txn) planNodePorts(spec *v1alpha1.ServiceSpec) error {
 		used[use{p.NodePort, protocolOf(p)}] = true
 		byNumber[p.Port] = p.NodePort
 	}
-	if !automatic {
-		return nil
+	// A requested health check node port is claimed before any automatic choice, so
+	// that an automatic node port can never take it.
+	if err := t.claimHealthCheck(spec); err != nil {
+		return err
 	}
+	if t.healthCheck != 0 {
+		used[use{t.healthCheck, corev1.ProtocolTCP}] = true
+		used[use{t.healthCheck, corev1.ProtocolUDP}] = true
+		used[use{t.healthCheck, corev1.ProtocolSCTP}] = true
+	}
+	if automatic {
+		if err := t.allocateNodePorts(spec, used, byNumber); err != nil {
+			return err
+		}
+	}
+	return t.allocateHealthCheck(spec)
+}
+
+// allocateNodePorts gives every port that did not ask for a node port one: the one it
+// held, else the next free one.
+func (t *txn) allocateNodePorts(spec *v1alpha1.ServiceSpec, used map[use]bool, byNumber map[int32]int32) error {
 	for i, p := range spec.Ports {
 		if t.ports[i].NodePort != 0 {
 			continue
@@ -339,25 +361,39 @@ func (t *txn) takePort(port int32) {
 	t.takenPorts = append(t.takenPorts, port)
 }
 
-// planHealthCheck gives LoadBalancer Services with externalTrafficPolicy Local their
-// health check node port: the requested one, the one held, or the next free one.
-func (t *txn) planHealthCheck(spec *v1alpha1.ServiceSpec) error {
-	if spec.Type != corev1.ServiceTypeLoadBalancer || spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+// needsHealthCheck reports whether the Service gets a health check node port:
+// LoadBalancer Services with externalTrafficPolicy Local.
+func needsHealthCheck(spec *v1alpha1.ServiceSpec) bool {
+	return spec.Type == corev1.ServiceTypeLoadBalancer && spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
+}
+
+// claimHealthCheck takes a requested health check node port. Asking for one of the
+// Service's own requested node ports can never succeed, so that is permanent.
+func (t *txn) claimHealthCheck(spec *v1alpha1.ServiceSpec) error {
+	want := spec.HealthCheckNodePort
+	if !needsHealthCheck(spec) || want == 0 {
+		return nil
+	}
+	path := field.NewPath("spec", "healthCheckNodePort")
+	if slices.ContainsFunc(t.ports, func(p v1alpha1.ServicePortStatus) bool { return p.NodePort == want }) {
+		return &Error{Reason: ReasonNodePortAlreadyAllocated, Permanent: true,
+			Message: field.Invalid(path, want, "may not be the same as a node port of this service").Error()}
+	}
+	if err := t.claimPort(want, path); err != nil {
+		return err
+	}
+	t.healthCheck = want
+	return nil
+}
+
+// allocateHealthCheck gives a Service that needs a health check node port and did
+// not ask for one the one it held, else the next free one.
+func (t *txn) allocateHealthCheck(spec *v1alpha1.ServiceSpec) error {
+	if !needsHealthCheck(spec) || t.healthCheck != 0 {
 		return nil
 	}
 	inPlan := func(port int32) bool {
 		return slices.ContainsFunc(t.ports, func(p v1alpha1.ServicePortStatus) bool { return p.NodePort == port })
-	}
-	path := field.NewPath("spec", "healthCheckNodePort")
-	if want := spec.HealthCheckNodePort; want != 0 {
-		if inPlan(want) {
-			return &Error{Reason: ReasonNodePortAlreadyAllocated, Message: field.Invalid(path, want, allocator.ErrAllocatedPort.Error()).Error()}
-		}
-		if err := t.claimPort(want, path); err != nil {
-			return err
-		}
-		t.healthCheck = want
-		return nil
 	}
 	if t.old != nil && t.old.healthCheck != 0 && !inPlan(t.old.healthCheck) && t.b.portOwner[t.old.healthCheck] == t.key {
 		t.healthCheck = t.old.healthCheck

@@ -1,0 +1,365 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/controllers/endpoints"
+)
+
+// zoneLabel is the well-known label that names a Node's zone.
+const zoneLabel = corev1.LabelTopologyZone
+
+// EndpointSliceReconciler maintains the EndpointSlices of every svcplane Service with
+// a selector. The decisions are endpoints.Compute's; this is the glue that lists what
+// it needs from the cache, applies the plan, and guards against acting on a cache that
+// has not yet seen its own last writes.
+type EndpointSliceReconciler struct {
+	client.Client
+	// MaxEndpointsPerSlice bounds a slice (kube's --max-endpoints-per-slice).
+	MaxEndpointsPerSlice int
+	// BatchPeriod delays the processing of pod changes so that a burst of them
+	// collapses into one write (kube's --endpointslice-updates-batch-period).
+	BatchPeriod time.Duration
+	// MaxConcurrentReconciles bounds parallel reconciles.
+	MaxConcurrentReconciles int
+
+	expectations sliceExpectations
+}
+
+// +kubebuilder:rbac:groups=networking.svcplane.io,resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch;create;update;patch;delete;deletecollection
+
+// Reconcile makes one Service's managed EndpointSlices list exactly the pods it
+// selects.
+func (r *EndpointSliceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	key := req.String()
+
+	existing, err := r.managedSlices(ctx, req.Namespace, req.Name)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	svc := &v1alpha1.Service{}
+	if err := r.Get(ctx, req.NamespacedName, svc); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		// No garbage collector may be running (a bare API server): the slices of a
+		// Service that is gone are deleted here, whatever their owner references say.
+		for _, s := range existing {
+			if err := client.IgnoreNotFound(r.Delete(ctx, s)); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		r.expectations.forget(key)
+		return ctrl.Result{}, nil
+	}
+	if !svc.DeletionTimestamp.IsZero() {
+		// Endpoints stay while a finalizer (a load balancer being torn down) runs.
+		return ctrl.Result{}, nil
+	}
+	if !r.expectations.satisfied(key, existing) {
+		// The cache has not caught up with this controller's own last writes; acting
+		// now could duplicate a slice. The slice events that catch it up requeue the
+		// Service; this requeue is only a backstop.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+
+	var pods []*corev1.Pod
+	zones := map[string]string{}
+	if endpoints.Selects(svc) {
+		list := &corev1.PodList{}
+		if err := r.List(ctx, list, client.InNamespace(svc.Namespace), client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(svc.Spec.Selector)}); err != nil {
+			return ctrl.Result{}, err
+		}
+		for i := range list.Items {
+			pod := &list.Items[i]
+			pods = append(pods, pod)
+			if name := pod.Spec.NodeName; name != "" {
+				if _, seen := zones[name]; !seen {
+					if zone, ok, err := r.nodeZone(ctx, name); err != nil {
+						return ctrl.Result{}, err
+					} else if ok {
+						zones[name] = zone
+					}
+				}
+			}
+		}
+	}
+
+	plan := endpoints.Compute(endpoints.Input{
+		Service:              svc,
+		Pods:                 pods,
+		NodeZones:            zones,
+		Existing:             existing,
+		MaxEndpointsPerSlice: r.MaxEndpointsPerSlice,
+	})
+	if plan.Writes() == 0 {
+		return ctrl.Result{}, nil
+	}
+	log.V(1).Info("writing EndpointSlices", "create", len(plan.Create), "update", len(plan.Update), "delete", len(plan.Delete))
+	// Deletes go last so that a Service never shows fewer endpoints than it has
+	// while its slices are being rearranged.
+	for _, s := range plan.Create {
+		if err := r.Create(ctx, s); err != nil {
+			return ctrl.Result{}, fmt.Errorf("creating EndpointSlice for %s: %w", key, err)
+		}
+		r.expectations.expect(key, s.Name, s.Generation)
+	}
+	for _, s := range plan.Update {
+		if err := r.Update(ctx, s); err != nil {
+			return ctrl.Result{}, fmt.Errorf("updating EndpointSlice %s: %w", s.Name, err)
+		}
+		r.expectations.expect(key, s.Name, s.Generation)
+	}
+	for _, s := range plan.Delete {
+		if err := client.IgnoreNotFound(r.Delete(ctx, s)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("deleting EndpointSlice %s: %w", s.Name, err)
+		}
+		r.expectations.expect(key, s.Name, deletedGeneration)
+	}
+	return ctrl.Result{}, nil
+}
+
+// managedSlices lists the slices svcplane manages for one Service.
+func (r *EndpointSliceReconciler) managedSlices(ctx context.Context, namespace, name string) ([]*discoveryv1.EndpointSlice, error) {
+	list := &discoveryv1.EndpointSliceList{}
+	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{
+		endpoints.LabelServiceName: name,
+		endpoints.LabelManagedBy:   endpoints.ManagedByValue,
+	}); err != nil {
+		return nil, err
+	}
+	out := make([]*discoveryv1.EndpointSlice, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
+	}
+	return out, nil
+}
+
+func (r *EndpointSliceReconciler) nodeZone(ctx context.Context, name string) (string, bool, error) {
+	node := &corev1.Node{}
+	if err := r.Get(ctx, types.NamespacedName{Name: name}, node); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", false, nil
+		}
+		return "", false, err
+	}
+	return node.Labels[zoneLabel], true, nil
+}
+
+// SetupWithManager registers the reconciler and its watches with the manager.
+func (r *EndpointSliceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.expectations = sliceExpectations{byService: map[string]map[string]expectation{}}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Service{}).
+		Watches(&corev1.Pod{}, r.podHandler(), builder.WithPredicates(podChanged())).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(sliceToService)).
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.allSelectingServices), builder.WithPredicates(zoneChanged())).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		Named("endpointslice").
+		Complete(r)
+}
+
+// podHandler queues the Services that select a pod, before and after a change, after
+// BatchPeriod.
+func (r *EndpointSliceReconciler) podHandler() handler.EventHandler {
+	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], pods ...client.Object) {
+		services := &v1alpha1.ServiceList{}
+		if err := r.List(ctx, services, client.InNamespace(pods[0].GetNamespace())); err != nil {
+			logf.FromContext(ctx).Error(err, "listing Services for a pod change")
+			return
+		}
+		for i := range services.Items {
+			svc := &services.Items[i]
+			if !endpoints.Selects(svc) {
+				continue
+			}
+			selector := labels.SelectorFromSet(svc.Spec.Selector)
+			for _, pod := range pods {
+				if selector.Matches(labels.Set(pod.GetLabels())) {
+					req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(svc)}
+					if r.BatchPeriod > 0 {
+						q.AddAfter(req, r.BatchPeriod)
+					} else {
+						q.Add(req)
+					}
+					break
+				}
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q, e.Object)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q, e.ObjectOld, e.ObjectNew)
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(ctx, q, e.Object)
+		},
+	}
+}
+
+// podChanged passes pod updates that can change an endpoint: labels, addresses,
+// readiness, phase, deletion, node, hostname.
+func podChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*corev1.Pod)
+		cur, okNew := e.ObjectNew.(*corev1.Pod)
+		if !okOld || !okNew {
+			return true
+		}
+		return !labels.Equals(old.Labels, cur.Labels) ||
+			old.Status.PodIP != cur.Status.PodIP || len(old.Status.PodIPs) != len(cur.Status.PodIPs) ||
+			podReady(old) != podReady(cur) ||
+			old.Status.Phase != cur.Status.Phase ||
+			(old.DeletionTimestamp == nil) != (cur.DeletionTimestamp == nil) ||
+			old.Spec.NodeName != cur.Spec.NodeName ||
+			old.Spec.Hostname != cur.Spec.Hostname || old.Spec.Subdomain != cur.Spec.Subdomain
+	}}
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// zoneChanged passes Node creations, deletions and zone label changes; a Node's
+// frequent status updates are dropped.
+func zoneChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetLabels()[zoneLabel] != e.ObjectNew.GetLabels()[zoneLabel]
+	}}
+}
+
+func sliceToService(_ context.Context, obj client.Object) []reconcile.Request {
+	l := obj.GetLabels()
+	if l[endpoints.LabelManagedBy] != endpoints.ManagedByValue || l[endpoints.LabelServiceName] == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: l[endpoints.LabelServiceName]}}}
+}
+
+// allSelectingServices queues every Service with a selector: a Node's zone changed
+// or a Node came or went, which is rare.
+func (r *EndpointSliceReconciler) allSelectingServices(ctx context.Context, _ client.Object) []reconcile.Request {
+	services := &v1alpha1.ServiceList{}
+	if err := r.List(ctx, services); err != nil {
+		logf.FromContext(ctx).Error(err, "listing Services for a Node change")
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range services.Items {
+		if endpoints.Selects(&services.Items[i]) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&services.Items[i])})
+		}
+	}
+	return out
+}
+
+// deletedGeneration marks the expectation that a slice is gone.
+const deletedGeneration = -1
+
+// expectationTTL bounds how long an unmet expectation holds a Service back: a slice
+// that someone else deleted or rewrote meanwhile must not block it forever.
+const expectationTTL = 10 * time.Second
+
+type expectation struct {
+	generation int64
+	at         time.Time
+}
+
+// sliceExpectations remembers this controller's own recent writes per Service, so
+// that a reconcile can tell when the cache has not caught up with them yet (kube's
+// EndpointSlice tracker does the same with generations).
+type sliceExpectations struct {
+	mu        sync.Mutex
+	byService map[string]map[string]expectation
+}
+
+func (e *sliceExpectations) expect(key, slice string, generation int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.byService[key] == nil {
+		e.byService[key] = map[string]expectation{}
+	}
+	e.byService[key][slice] = expectation{generation: generation, at: time.Now()}
+}
+
+func (e *sliceExpectations) forget(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.byService, key)
+}
+
+// satisfied reports whether the cached slices reflect every recent write for the
+// Service, dropping the expectations that are met or expired.
+func (e *sliceExpectations) satisfied(key string, cached []*discoveryv1.EndpointSlice) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pending := e.byService[key]
+	if len(pending) == 0 {
+		return true
+	}
+	generations := make(map[string]int64, len(cached))
+	for _, s := range cached {
+		generations[s.Name] = s.Generation
+	}
+	for name, want := range pending {
+		got, present := generations[name]
+		met := (want.generation == deletedGeneration && !present) ||
+			(want.generation != deletedGeneration && present && got >= want.generation)
+		if met || time.Since(want.at) > expectationTTL {
+			delete(pending, name)
+		}
+	}
+	if len(pending) == 0 {
+		delete(e.byService, key)
+		return true
+	}
+	return false
+}

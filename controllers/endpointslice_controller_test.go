@@ -139,7 +139,7 @@ var _ = Describe("EndpointSlices", func() {
 		Expect(list).To(HaveLen(1))
 		s := list[0]
 		Expect(s.Labels).To(Equal(map[string]string{
-			"team":                                  "blue",
+			"team":                                   "blue",
 			"networking.svcplane.io/service-name":    "web",
 			"endpointslice.kubernetes.io/managed-by": "endpointslice.svcplane.io",
 		}))

@@ -110,8 +110,11 @@ func endpointsOf(svc *v1alpha1.Service, at discoveryv1.AddressType) map[string]d
 	return out
 }
 
+// readyOf returns an endpoint's ready, serving and terminating conditions; a missing
+// endpoint (the zero value) reads as all false.
 func readyOf(ep discoveryv1.Endpoint) [3]bool {
-	return [3]bool{*ep.Conditions.Ready, *ep.Conditions.Serving, *ep.Conditions.Terminating}
+	flag := func(b *bool) bool { return b != nil && *b }
+	return [3]bool{flag(ep.Conditions.Ready), flag(ep.Conditions.Serving), flag(ep.Conditions.Terminating)}
 }
 
 var _ = Describe("EndpointSlices", func() {
@@ -134,9 +137,12 @@ var _ = Describe("EndpointSlices", func() {
 		pod := createPod(ns, podSpec{name: "web-1", labels: web, ips: []string{"10.244.1.5"}, ready: true, node: node.Name, httpPort: 8080})
 		createPod(ns, podSpec{name: "other", labels: map[string]string{"app": "db"}, ips: []string{"10.244.1.6"}, ready: true, httpPort: 8080})
 
-		Eventually(func() map[string]discoveryv1.Endpoint { return endpointsOf(svc, discoveryv1.AddressTypeIPv4) }, timeout).Should(HaveKey("web-1"))
-		list := slicesOf(svc)
-		Expect(list).To(HaveLen(1))
+		var list []discoveryv1.EndpointSlice
+		Eventually(func(g Gomega) {
+			list = slicesOf(svc)
+			g.Expect(list).To(HaveLen(1))
+			g.Expect(list[0].Endpoints).NotTo(BeEmpty())
+		}, timeout).Should(Succeed())
 		s := list[0]
 		Expect(s.Labels).To(Equal(map[string]string{
 			"team":                                   "blue",

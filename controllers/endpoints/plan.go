@@ -64,7 +64,10 @@ func (p Plan) Writes() int { return len(p.Create) + len(p.Update) + len(p.Delete
 // families are not known yet the plan is empty.
 func Compute(in Input) Plan {
 	svc := in.Service
-	maxPerSlice := cmp.Or(in.MaxEndpointsPerSlice, DefaultMaxEndpointsPerSlice)
+	maxPerSlice := in.MaxEndpointsPerSlice
+	if maxPerSlice <= 0 {
+		maxPerSlice = DefaultMaxEndpointsPerSlice
+	}
 	existing := slices.Clone(in.Existing)
 	slices.SortFunc(existing, func(a, b *discoveryv1.EndpointSlice) int { return cmp.Compare(a.Name, b.Name) })
 	if !Selects(svc) {
@@ -78,6 +81,12 @@ func Compute(in Input) Plan {
 	p := &planner{svc: svc, max: maxPerSlice, labels: desiredLabels(svc)}
 	byKey := map[string][]*discoveryv1.EndpointSlice{}
 	for _, s := range existing {
+		// A slice controlled by something else (an earlier Service of the same name,
+		// say) is not this Service's to rewrite: it is replaced.
+		if ref := metav1.GetControllerOf(s); ref != nil && ref.UID != svc.UID {
+			p.plan.Delete = append(p.plan.Delete, s)
+			continue
+		}
 		if !slices.Contains(addressTypes, s.AddressType) {
 			p.plan.Delete = append(p.plan.Delete, s)
 			continue
@@ -100,7 +109,26 @@ func Compute(in Input) Plan {
 	for _, key := range slices.Sorted(maps.Keys(byKey)) {
 		p.plan.Delete = append(p.plan.Delete, byKey[key]...)
 	}
+	p.reuseDeleted()
 	return p.plan
+}
+
+// reuseDeleted turns a create and a delete of the same address type into one update
+// of the slice that would be deleted, as kube does: one write instead of two, and no
+// moment where the endpoints exist twice.
+func (p *planner) reuseDeleted() {
+	var creates []*discoveryv1.EndpointSlice
+	for _, c := range p.plan.Create {
+		i := slices.IndexFunc(p.plan.Delete, func(d *discoveryv1.EndpointSlice) bool { return d.AddressType == c.AddressType })
+		if i < 0 {
+			creates = append(creates, c)
+			continue
+		}
+		d := p.plan.Delete[i]
+		p.plan.Delete = slices.Delete(p.plan.Delete, i, i+1)
+		p.update(d, c.Endpoints, c.Ports)
+	}
+	p.plan.Create = creates
 }
 
 type planner struct {
@@ -138,6 +166,11 @@ func (p *planner) place(g *group, existing []*discoveryv1.EndpointSlice) {
 			}
 			st.eps = append(st.eps, want)
 			placed[uid] = true
+		}
+		// A slice written anyway to fix its metadata or ports takes new endpoints
+		// at no extra cost.
+		if !p.metaCurrent(s) || !equality.Semantic.DeepEqual(s.Ports, g.ports) {
+			st.changed = true
 		}
 		states = append(states, st)
 	}
@@ -183,7 +216,7 @@ func (p *planner) place(g *group, existing []*discoveryv1.EndpointSlice) {
 		switch {
 		case len(st.eps) == 0:
 			p.plan.Delete = append(p.plan.Delete, st.slice)
-		case st.changed || !p.metaCurrent(st.slice) || !equality.Semantic.DeepEqual(st.slice.Ports, g.ports):
+		case st.changed:
 			p.update(st.slice, st.eps, g.ports)
 		}
 	}
@@ -225,6 +258,11 @@ func (p *planner) update(s *discoveryv1.EndpointSlice, eps []discoveryv1.Endpoin
 	u := s.DeepCopy()
 	u.Labels = maps.Clone(p.labels)
 	if !metav1.IsControlledBy(u, p.svc) {
+		// Drop any other controller and any non-controller reference to the
+		// Service before adding the one controller reference.
+		u.OwnerReferences = slices.DeleteFunc(u.OwnerReferences, func(r metav1.OwnerReference) bool {
+			return r.UID == p.svc.UID || (r.Controller != nil && *r.Controller)
+		})
 		u.OwnerReferences = append(u.OwnerReferences, ownerRef(p.svc))
 	}
 	u.Endpoints = eps

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# run.sh runs the manager in the foreground for development (`make run`).
+#
+# With a reachable cluster in $KUBECONFIG (or ~/.kube/config) it installs the CRDs there and
+# runs the manager against it. Without one it starts hack/devcluster, a local etcd and
+# kube-apiserver with the CRDs installed, runs the manager against that, and stops the
+# control plane when the manager exits. Extra manager flags come from $ARGS;
+# DEVCLUSTER=always uses the local control plane even when a cluster is reachable.
+
+set -o errexit -o nounset -o pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${root}"
+
+K8S_BIN="${K8S_BIN:-${root}/bin/k8s}"
+DEV_KUBECONFIG="${DEV_KUBECONFIG:-${root}/bin/dev-kubeconfig}"
+ARGS="${ARGS:-}"
+
+# Local runs serve no metrics and answer probes on :8081, like the deployed manager.
+# ARGS is split on whitespace on purpose: it carries several flags.
+# shellcheck disable=SC2206
+manager_args=(--metrics-bind-address=0 --health-probe-bind-address=:8081 ${ARGS})
+
+cluster_reachable() {
+	# kubectl fails fast without a kubeconfig; --request-timeout bounds an unreachable server.
+	timeout 10 kubectl get --raw /readyz --request-timeout=5s >/dev/null 2>&1
+}
+
+run_manager() {
+	echo "Running the manager: go run ./cmd/manager ${manager_args[*]}"
+	go run ./cmd/manager "${manager_args[@]}"
+}
+
+if ! command -v kubectl >/dev/null; then
+	echo "error: kubectl is required (https://kubernetes.io/docs/tasks/tools/)" >&2
+	exit 1
+fi
+
+if [[ "${DEVCLUSTER:-auto}" != "always" ]] && cluster_reachable; then
+	echo "Using the cluster of the current kubeconfig context ($(kubectl config current-context 2>/dev/null || echo "in-cluster"))."
+	kubectl apply -f config/crd/bases
+	run_manager
+	exit
+fi
+
+echo "No reachable cluster in ${KUBECONFIG:-~/.kube/config}; starting a local control plane."
+if [[ ! -x "${K8S_BIN}/kube-apiserver" || ! -x "${K8S_BIN}/etcd" ]]; then
+	make --no-print-directory controlplane K8S_BIN="${K8S_BIN}"
+fi
+
+# Build first so that the wait below only covers starting the control plane.
+devcluster="${root}/bin/devcluster"
+go build -o "${devcluster}" ./hack/devcluster
+rm -f "${DEV_KUBECONFIG}"
+log="${root}/bin/devcluster.log"
+"${devcluster}" --assets="${K8S_BIN}" --crds=config/crd/bases --write-kubeconfig="${DEV_KUBECONFIG}" >"${log}" 2>&1 &
+devcluster_pid=$!
+
+stop_devcluster() {
+	if kill -0 "${devcluster_pid}" 2>/dev/null; then
+		echo "Stopping the local control plane (pid ${devcluster_pid})..."
+		kill -TERM "${devcluster_pid}" 2>/dev/null || true
+		wait "${devcluster_pid}" 2>/dev/null || true
+	fi
+}
+trap stop_devcluster EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+export KUBECONFIG="${DEV_KUBECONFIG}"
+for _ in $(seq 1 120); do
+	if ! kill -0 "${devcluster_pid}" 2>/dev/null; then
+		echo "error: the local control plane exited; its log (${log}):" >&2
+		cat "${log}" >&2
+		exit 1
+	fi
+	if [[ -s "${KUBECONFIG}" ]] && cluster_reachable; then
+		break
+	fi
+	sleep 1
+done
+if ! cluster_reachable; then
+	echo "error: the local control plane was not ready after 120s; see ${log}" >&2
+	exit 1
+fi
+
+cat <<MSG
+
+Local control plane is ready; its kubeconfig is ${KUBECONFIG}
+(control plane log: ${log}). In another shell:
+
+    export KUBECONFIG=${KUBECONFIG}
+    kubectl apply -k config/samples/
+    kubectl get services.networking.svcplane.io
+
+It stops when the manager does (Ctrl-C).
+
+MSG
+run_manager

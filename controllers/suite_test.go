@@ -153,6 +153,7 @@ func startManager(serviceCIDRs, nodePorts string) *runningManager {
 		MaxEndpointsPerSlice:    100,
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
+	Expect(setupLoadBalancing(mgr)).To(Succeed())
 
 	ctx, stop := context.WithCancel(suiteCtx)
 	rm := &runningManager{book: book, cancel: stop, done: make(chan struct{})}

@@ -1,0 +1,257 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package app is svcplane's manager as a library: its flags, its controllers and
+// its load balancer providers, wired together. cmd/manager is a main around Run; a
+// binary that brings load balancer providers of its own calls Run with them, as
+// cmd/example-lb-manager does, and gets the very same manager, flags included. It
+// lives next to its main, as kube's cmd/*/app packages do, because it is wiring, not
+// a decision.
+package app
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/controllers"
+	"github.com/svcplane/svcplane/controllers/allocation"
+	"github.com/svcplane/svcplane/controllers/endpoints"
+	"github.com/svcplane/svcplane/controllers/loadbalancer"
+	"github.com/svcplane/svcplane/controllers/loadbalancer/ippool"
+)
+
+// ProviderFactory builds a load balancer provider. It is called once, after the
+// command line is parsed, so it can read flags that its binary defined before
+// calling Run.
+type ProviderFactory func() (loadbalancer.Provider, error)
+
+// Options are what a binary built on this package adds to the manager.
+type Options struct {
+	// Providers are load balancer providers to register besides the built-in
+	// ippool, by name: the loadBalancerClass that selects them, and the value of
+	// --load-balancer-provider that makes one the default.
+	Providers map[string]ProviderFactory
+	// DefaultLoadBalancerProvider is the default value of --load-balancer-provider;
+	// empty means ippool.
+	DefaultLoadBalancerProvider string
+}
+
+// Config holds the manager's settings, one field per flag.
+type Config struct {
+	MetricsAddr, ProbeAddr      string
+	SecureMetrics, EnableHTTP2  bool
+	LeaderElect                 bool
+	ServiceCIDRs, NodePortRange string
+	RepairInterval, BatchPeriod time.Duration
+	ConcurrentServiceSyncs      int
+	ConcurrentEndpointSyncs     int
+	MaxEndpointsPerSlice        int
+	LoadBalancerProvider        string
+	ConcurrentLoadBalancerSyncs int
+	LoadBalancerMinRetryDelay   time.Duration
+	LoadBalancerMaxRetryDelay   time.Duration
+}
+
+// BindFlags defines the manager's flags on fs, with their defaults.
+func (c *Config) BindFlags(fs *flag.FlagSet, opts Options) {
+	names := append(slices.Sorted(maps.Keys(opts.Providers)), ippool.Name)
+	slices.Sort(names)
+	fs.StringVar(&c.MetricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
+	fs.BoolVar(&c.SecureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
+	fs.BoolVar(&c.EnableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: CVE-2023-44487, CVE-2023-39325).")
+	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "The address the health and readiness probes bind to.")
+	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "Elect a leader so that only one manager replica is active.")
+	fs.StringVar(&c.ServiceCIDRs, "service-cluster-ip-range", "10.96.0.0/12", "CIDR from which ClusterIPs are allocated; two comma-separated CIDRs of different families for dual-stack, primary first. At most 2^20 addresses each.")
+	fs.StringVar(&c.NodePortRange, "service-node-port-range", "30000-32767", "Port range from which node ports are allocated, inclusive.")
+	fs.DurationVar(&c.RepairInterval, "repair-interval", 3*time.Minute, "How often allocations are checked against every Service for duplicates, out-of-range values and leaks; 0 disables the check.")
+	fs.IntVar(&c.ConcurrentServiceSyncs, "concurrent-service-syncs", 4, "Number of Services reconciled in parallel.")
+	fs.IntVar(&c.MaxEndpointsPerSlice, "max-endpoints-per-slice", endpoints.DefaultMaxEndpointsPerSlice, "The maximum number of endpoints in one EndpointSlice.")
+	fs.DurationVar(&c.BatchPeriod, "endpointslice-updates-batch-period", 0, "How long pod changes are batched before a Service's EndpointSlices are written; 0 writes at once.")
+	fs.IntVar(&c.ConcurrentEndpointSyncs, "concurrent-service-endpoint-syncs", 5, "Number of Services whose EndpointSlices are synced in parallel.")
+	fs.StringVar(&c.LoadBalancerProvider, "load-balancer-provider", cmp.Or(opts.DefaultLoadBalancerProvider, ippool.Name),
+		fmt.Sprintf("The load balancer provider of LoadBalancer Services without a loadBalancerClass: one of %v, or %q to leave them to another controller. A Service whose loadBalancerClass names a provider goes to it whatever this says.", names, loadbalancer.None))
+	fs.IntVar(&c.ConcurrentLoadBalancerSyncs, "concurrent-load-balancer-syncs", 4, "Number of Services whose load balancers are synced in parallel.")
+	fs.DurationVar(&c.LoadBalancerMinRetryDelay, "load-balancer-min-retry-delay", 5*time.Second, "Delay before a failed load balancer call is retried, doubled after each further failure.")
+	fs.DurationVar(&c.LoadBalancerMaxRetryDelay, "load-balancer-max-retry-delay", 5*time.Minute, "Longest delay between retries of a failing load balancer call.")
+}
+
+// Run defines the manager's flags on the process's command line, parses it, and
+// runs the manager until SIGTERM or SIGINT. A binary may define flags of its own
+// before calling it. Errors are logged before they are returned.
+func Run(opts Options) error {
+	var cfg Config
+	cfg.BindFlags(flag.CommandLine, opts)
+	zopts := zap.Options{Development: true}
+	zopts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+	log := ctrl.Log.WithName("setup")
+
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "unable to load a kubeconfig")
+		return err
+	}
+	mgr, err := NewManager(restCfg, cfg, opts)
+	if err != nil {
+		log.Error(err, "unable to set up the manager")
+		return err
+	}
+	log.Info("starting manager", "serviceCIDRs", cfg.ServiceCIDRs, "nodePorts", cfg.NodePortRange, "loadBalancerProvider", cfg.LoadBalancerProvider)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "manager stopped with an error")
+		return err
+	}
+	return nil
+}
+
+// NewManager builds a manager on restCfg with every svcplane controller, configured
+// by cfg, and the load balancer providers of opts next to the built-in ippool.
+func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, error) {
+	cidrs, err := allocation.ParseServiceCIDRs(cfg.ServiceCIDRs)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --service-cluster-ip-range: %w", err)
+	}
+	book, err := allocation.NewBook(cidrs, cfg.NodePortRange)
+	if err != nil {
+		return nil, fmt.Errorf("invalid allocation ranges: %w", err)
+	}
+	registry, pools, err := newRegistry(cfg.LoadBalancerProvider, opts.Providers)
+	if err != nil {
+		return nil, err
+	}
+
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+
+	var tlsOpts []func(*tls.Config)
+	if !cfg.EnableHTTP2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: cfg.MetricsAddr, SecureServing: cfg.SecureMetrics, TLSOpts: tlsOpts}
+	if cfg.SecureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: cfg.ProbeAddr,
+		LeaderElection:         cfg.LeaderElect,
+		LeaderElectionID:       "manager.networking.svcplane.io",
+		// Pods are cached cluster-wide; their managed fields are never read.
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unable to create manager: %w", err)
+	}
+	if err := metrics.Registry.Register(controllers.NewAllocatorCollector(book)); err != nil {
+		// A second manager in one process (a test) keeps reporting the first's.
+		if !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
+			return nil, err
+		}
+	}
+
+	if err := (&controllers.AllocationReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("svcplane-allocator"),
+		Book:                    book,
+		RepairInterval:          cfg.RepairInterval,
+		MaxConcurrentReconciles: cfg.ConcurrentServiceSyncs,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("unable to create the allocation controller: %w", err)
+	}
+	if err := (&controllers.EndpointSliceReconciler{
+		Client:                  mgr.GetClient(),
+		MaxEndpointsPerSlice:    cfg.MaxEndpointsPerSlice,
+		BatchPeriod:             cfg.BatchPeriod,
+		MaxConcurrentReconciles: cfg.ConcurrentEndpointSyncs,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("unable to create the endpointslice controller: %w", err)
+	}
+	poolReconciler := &controllers.LoadBalancerIPPoolReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Pools: pools}
+	if err := poolReconciler.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("unable to create the loadbalancerippool controller: %w", err)
+	}
+	if err := (&controllers.LoadBalancerReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("svcplane-loadbalancer"),
+		Providers:               registry,
+		Preload:                 []func(context.Context) error{poolReconciler.Load},
+		MinRetryDelay:           cfg.LoadBalancerMinRetryDelay,
+		MaxRetryDelay:           cfg.LoadBalancerMaxRetryDelay,
+		MaxConcurrentReconciles: cfg.ConcurrentLoadBalancerSyncs,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("unable to create the loadbalancer controller: %w", err)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("unable to set up health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("unable to set up ready check: %w", err)
+	}
+	return mgr, nil
+}
+
+// newRegistry registers the built-in ippool provider and the factories' providers,
+// and makes defaultName the default.
+func newRegistry(defaultName string, factories map[string]ProviderFactory) (*loadbalancer.Registry, *ippool.Provider, error) {
+	registry := loadbalancer.NewRegistry()
+	pools := ippool.New()
+	if err := registry.Register(ippool.Name, pools); err != nil {
+		return nil, nil, err
+	}
+	for _, name := range slices.Sorted(maps.Keys(factories)) {
+		if factories[name] == nil {
+			return nil, nil, fmt.Errorf("load balancer provider %q has no factory", name)
+		}
+		provider, err := factories[name]()
+		if err != nil {
+			return nil, nil, fmt.Errorf("load balancer provider %q: %w", name, err)
+		}
+		if err := registry.Register(name, provider); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := registry.SetDefault(defaultName); err != nil {
+		return nil, nil, fmt.Errorf("invalid --load-balancer-provider: %w", err)
+	}
+	return registry, pools, nil
+}

@@ -1,4 +1,4 @@
-# Build the manager binary.
+# Build the manager (the default target) and the node agent (--target agent) images.
 FROM golang:1.26 AS builder
 ARG TARGETOS
 ARG TARGETARCH
@@ -12,15 +12,32 @@ RUN go mod download
 COPY api/ api/
 COPY cmd/ cmd/
 COPY controllers/ controllers/
+COPY dataplane/ dataplane/
 
-# GOARCH is left to the builder's platform unless buildx passes TARGETARCH, so the binary
-# matches the image's platform.
+# Each binary builds in its own stage, so that BuildKit builds only the one the target
+# needs. GOARCH is left to the builder's platform unless buildx passes TARGETARCH, so the
+# binary matches the image's platform.
+FROM builder AS build-manager
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -a -o manager ./cmd/manager
 
-# distroless/static has no shell or package manager; nonroot runs as UID 65532.
+FROM builder AS build-agent
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -a -o agent ./cmd/agent
+
+# The agent programs the node with iptables-restore, so its image needs a distribution's
+# iptables; Debian's defaults to the nf_tables backend, as current nodes do. It runs as
+# root with NET_ADMIN and NET_RAW (config/agent).
+FROM debian:trixie-slim AS agent
+RUN apt-get update \
+	&& apt-get install -y --no-install-recommends iptables \
+	&& rm -rf /var/lib/apt/lists/*
+COPY --from=build-agent /workspace/agent /agent
+ENTRYPOINT ["/agent"]
+
+# The manager, the default target. distroless/static has no shell or package manager;
+# nonroot runs as UID 65532.
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /
-COPY --from=builder /workspace/manager .
+COPY --from=build-manager /workspace/manager .
 USER 65532:65532
 
 ENTRYPOINT ["/manager"]

@@ -74,6 +74,15 @@ verify: manifests generate ## Fail if generated code or manifests differ from wh
 	fi
 	@echo "generated files are up to date"
 
+.PHONY: test-e2e
+test-e2e: controlplane ## Run the real-kernel end-to-end test alone (root; builds network namespaces and removes them).
+	KUBEBUILDER_ASSETS="$(K8S_BIN)" go test ./dataplane/e2e/ -count=1 -v -timeout 10m
+
+.PHONY: demo
+demo: controlplane ## Show svcplane working on this machine (root): node, pods and client in network namespaces. HOLD=1 keeps it up.
+	go build -o "$(LOCALBIN)/svcplane-demo" ./hack/demo
+	KUBEBUILDER_ASSETS="$(K8S_BIN)" "$(LOCALBIN)/svcplane-demo" --log-file="$(LOCALBIN)/demo.log" $(if $(HOLD),--hold)
+
 ##@ Build
 
 .PHONY: build
@@ -105,7 +114,20 @@ docker-push: ## Push the manager image.
 build-installer: manifests generate kustomize ## Render one YAML with the CRD and the deployment into dist/install.yaml.
 	mkdir -p dist
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller="$(IMG)"
+	cd config/agent && "$(KUSTOMIZE)" edit set image agent="$(AGENT_IMG)"
 	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+
+.PHONY: build-agent
+build-agent: fmt vet ## Build the node agent binary.
+	go build -o "$(LOCALBIN)/agent" ./cmd/agent
+
+.PHONY: docker-build-agent
+docker-build-agent: ## Build the agent image (the Dockerfile's agent target: Debian slim with iptables).
+	$(CONTAINER_TOOL) build --target agent -t "$(AGENT_IMG)" .
+
+.PHONY: docker-push-agent
+docker-push-agent: ## Push the agent image.
+	$(CONTAINER_TOOL) push "$(AGENT_IMG)"
 
 ##@ Deployment
 
@@ -124,6 +146,7 @@ uninstall: manifests kustomize ## Remove the CRD from the cluster of KUBECONFIG.
 .PHONY: deploy
 deploy: manifests kustomize ## Deploy the manager to the cluster of KUBECONFIG.
 	cd config/manager && "$(KUSTOMIZE)" edit set image controller="$(IMG)"
+	cd config/agent && "$(KUSTOMIZE)" edit set image agent="$(AGENT_IMG)"
 	"$(KUSTOMIZE)" build config/default | $(KUBECTL) apply -f -
 
 # --wait=false: on a control plane without kube-controller-manager (hack/devcluster, a

@@ -1,0 +1,26 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package e2e is svcplane's real-kernel end-to-end test: packets from a client, the
+// node and pods reach Services through the rules the agent writes, in a world of
+// network namespaces the test builds and always removes (package world), with the
+// control plane, the manager and the agent running inside the node's namespace
+// (package cluster).
+//
+// It needs root, ip and iptables, and the control plane binaries (`make
+// controlplane`); without them it skips, except on CI (CI=true), where that is a
+// failure. Run it alone with `make test-e2e`.
+package e2e

@@ -1,0 +1,579 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+// Addresses: see package world. Pods are 10.244.1.10-12 (pod-a, pod-b, pod-c) on
+// node 203.0.113.1 (TEST-NET-3), the client is 203.0.113.2; svcplane allocates
+// cluster IPs from 10.96.0.0/12 and node ports from 30000-32767. Every request
+// stays inside the world's namespaces.
+//
+// TestMain runs twice. The first run (root, in the caller's namespace) builds the
+// world, starts the pods' servers and re-executes the test binary inside the node's
+// namespace; whatever happens, it then removes the world. The second run starts
+// the control plane, the manager and the agent there and runs the tests.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/dataplane/agent"
+	"github.com/svcplane/svcplane/dataplane/e2e/cluster"
+	"github.com/svcplane/svcplane/dataplane/e2e/world"
+)
+
+const (
+	// netnsPrefix names the test's namespaces: svcp-e2e-<pid>-node and so on.
+	netnsPrefix = "svcp-e2e"
+	// envInner marks the run inside the node's namespace.
+	envInner = "SVCPLANE_E2E_INNER"
+	repoRoot = "../.."
+
+	// The agent's endpoints, on the node namespace's loopback.
+	healthzAddr = "127.0.0.1:10356"
+	metricsAddr = "127.0.0.1:10349"
+
+	// programmed bounds how long a change takes to reach the kernel: allocation,
+	// EndpointSlices, the agent's watch and its sync.
+	programmed = 30 * time.Second
+	// unreadyWithin is how soon a pod that turns unready must stop receiving new
+	// connections.
+	unreadyWithin = 5 * time.Second
+)
+
+var (
+	// skipReason says why the tests cannot run here.
+	skipReason string
+	w          *world.World
+	cl         *cluster.Cluster
+	allPods    = []string{"pod-a", "pod-b", "pod-c"}
+)
+
+func TestMain(m *testing.M) {
+	world.Main()
+	flag.Parse()
+	if os.Getenv(envInner) != "" {
+		os.Exit(inner(m))
+	}
+	os.Exit(outer(m))
+}
+
+// outer builds the world and runs the tests inside its node.
+func outer(m *testing.M) (code int) {
+	if skipReason = world.Unsupported(); skipReason != "" {
+		return m.Run()
+	}
+	if _, err := cluster.AssetsDir(repoRoot); err != nil {
+		skipReason = err.Error()
+		return m.Run()
+	}
+	if err := world.SweepLeftovers(netnsPrefix); err != nil {
+		fmt.Fprintln(os.Stderr, "removing what earlier runs left:", err)
+	}
+	var err error
+	w, err = world.Create(netnsPrefix, allPods...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "building the world:", err)
+		return 1
+	}
+	defer func() {
+		if err := w.Destroy(); err != nil {
+			fmt.Fprintln(os.Stderr, "removing the world:", err)
+			code = max(code, 1)
+		}
+	}()
+	if err := w.StartServers(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	cmd, err := w.Command(w.Node, []string{envInner + "=1", w.Env()}, os.Args[1:]...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return world.Supervise(cmd)
+}
+
+// inner runs in the node's namespace: svcplane up, the tests, svcplane down.
+func inner(m *testing.M) int {
+	var err error
+	if w, err = world.FromEnv(); err != nil || w == nil {
+		fmt.Fprintln(os.Stderr, "no world handed down:", err)
+		return 1
+	}
+	// The control plane, manager and agent log a lot: into a file, whose end is
+	// printed if something fails.
+	logs, err := os.CreateTemp("", "svcplane-e2e-*.log")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer logs.Close()
+	logf.SetLogger(zap.New(zap.WriteTo(logs), zap.UseDevMode(true)))
+
+	ctx := context.Background()
+	start := time.Now()
+	cl, err = cluster.Start(ctx, w, cluster.Options{
+		Root:               repoRoot,
+		HealthzBindAddress: healthzAddr,
+		MetricsBindAddress: metricsAddr,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting svcplane: %v (logs in %s)\n", err, logs.Name())
+		return 1
+	}
+	fmt.Printf("svcplane up in the node namespace in %v\n", time.Since(start).Round(time.Millisecond))
+	code := m.Run()
+	if err := cl.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping svcplane:", err)
+		code = max(code, 1)
+	}
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "\nthe last lines of the manager's and agent's logs (all of them in %s):\n%s\n", logs.Name(), tail(logs.Name(), 150))
+	} else {
+		os.Remove(logs.Name())
+	}
+	return code
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// requireWorld skips the test where no world could be built, and fails it on CI.
+func requireWorld(t *testing.T) {
+	t.Helper()
+	if skipReason == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal(skipReason)
+	}
+	t.Skip(skipReason)
+}
+
+// webService returns a Service selecting every pod, port 80 to the servers' 8080.
+func webService(name string) *v1alpha1.Service {
+	return &v1alpha1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cl.Namespace},
+		Spec: v1alpha1.ServiceSpec{
+			Selector: cluster.DefaultPodLabels,
+			Ports:    []v1alpha1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(world.ServerPort)}},
+		},
+	}
+}
+
+// create creates svc, deletes it when the test ends, and returns it once svcplane
+// has allocated its addresses.
+func create(t *testing.T, svc *v1alpha1.Service) *v1alpha1.Service {
+	t.Helper()
+	ctx := t.Context()
+	if err := cl.Client.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cl.Client.Delete(context.Background(), svc); err != nil && !apierrors.IsNotFound(err) {
+			t.Error(err)
+		}
+	})
+	eventually(t, programmed, func() error {
+		if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+			return err
+		}
+		if svc.Status.ClusterIP == "" {
+			return errors.New("no cluster IP yet")
+		}
+		for _, p := range svc.Status.Ports {
+			if svc.Spec.Type != "" && svc.Spec.Type != corev1.ServiceTypeClusterIP && p.NodePort == 0 {
+				return errors.New("no node port yet")
+			}
+		}
+		return nil
+	})
+	return svc
+}
+
+func clusterURL(svc *v1alpha1.Service) string {
+	return fmt.Sprintf("http://%s:%d/", svc.Status.ClusterIP, svc.Spec.Ports[0].Port)
+}
+
+func nodePortURL(svc *v1alpha1.Service) string {
+	return fmt.Sprintf("http://%s:%d/", world.NodeIP, svc.Status.Ports[0].NodePort)
+}
+
+// eventually calls f until it succeeds, failing the test after timeout.
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still failing after %v: %v", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// fromNode sends n requests from the node, i.e. this process.
+func fromNode(ctx context.Context, url string, n int) ([]string, error) {
+	return world.Fetch(ctx, url, n)
+}
+
+// fromNetns sends n requests from the world's namespace netns.
+func fromNetns(netns string) func(context.Context, string, int) ([]string, error) {
+	return func(ctx context.Context, url string, n int) ([]string, error) {
+		return w.Get(ctx, netns, url, n)
+	}
+}
+
+func podNetns(t *testing.T, name string) string {
+	t.Helper()
+	p, ok := w.Pod(name)
+	if !ok {
+		t.Fatalf("no pod %s", name)
+	}
+	return p.Netns
+}
+
+// waitServing waits until url answers through get.
+func waitServing(t *testing.T, get func(context.Context, string, int) ([]string, error), url string) {
+	t.Helper()
+	eventually(t, programmed, func() error {
+		_, err := get(t.Context(), url, 1)
+		return err
+	})
+}
+
+// answerers returns the set of pods that answered.
+func answerers(answers []string) []string {
+	set := map[string]bool{}
+	for _, a := range answers {
+		set[a] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// expectAllPodsAnswer sends requests through get until every ready pod answered,
+// 60 at most: with three pods the chance that one of them is never picked is
+// 3*(2/3)^60, about 10^-10.
+func expectAllPodsAnswer(t *testing.T, get func(context.Context, string, int) ([]string, error), url string) {
+	t.Helper()
+	answers, err := get(t.Context(), url, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := answerers(answers); !slices.Equal(got, allPods) {
+		t.Errorf("%d requests to %s were answered by %v, want every pod %v", len(answers), url, got, allPods)
+	}
+}
+
+func iptablesSave(t *testing.T, tool string) string {
+	t.Helper()
+	out, err := exec.Command(tool).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", tool, err, out)
+	}
+	return string(out)
+}
+
+func TestClusterIPFromNode(t *testing.T) {
+	requireWorld(t)
+	svc := create(t, webService("from-node"))
+	waitServing(t, fromNode, clusterURL(svc))
+	expectAllPodsAnswer(t, fromNode, clusterURL(svc))
+}
+
+func TestClusterIPFromPod(t *testing.T) {
+	requireWorld(t)
+	svc := create(t, webService("from-pod"))
+	// Requests from pod-a that land on pod-a itself go out and back through the
+	// node (hairpin), masqueraded.
+	get := fromNetns(podNetns(t, "pod-a"))
+	waitServing(t, get, clusterURL(svc))
+	expectAllPodsAnswer(t, get, clusterURL(svc))
+}
+
+func TestNodePortFromClient(t *testing.T) {
+	requireWorld(t)
+	svc := webService("nodeport")
+	svc.Spec.Type = corev1.ServiceTypeNodePort
+	svc = create(t, svc)
+	get := fromNetns(w.Client)
+	waitServing(t, get, nodePortURL(svc))
+	expectAllPodsAnswer(t, get, nodePortURL(svc))
+}
+
+func TestSessionAffinityClientIP(t *testing.T) {
+	requireWorld(t)
+	svc := webService("affinity")
+	svc.Spec.Type = corev1.ServiceTypeNodePort
+	svc.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	svc = create(t, svc)
+
+	for _, c := range []struct {
+		from, url string
+		get       func(context.Context, string, int) ([]string, error)
+	}{
+		{"the node", clusterURL(svc), fromNode},
+		{"pod-b", clusterURL(svc), fromNetns(podNetns(t, "pod-b"))},
+		{"the client", nodePortURL(svc), fromNetns(w.Client)},
+	} {
+		waitServing(t, c.get, c.url)
+		answers, err := c.get(t.Context(), c.url, 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := answerers(answers); len(got) != 1 {
+			t.Errorf("20 requests from %s to %s were answered by %v, want one pod", c.from, c.url, got)
+		}
+	}
+}
+
+func TestUnreadyPodStopsReceivingTraffic(t *testing.T) {
+	requireWorld(t)
+	svc := create(t, webService("unready"))
+	url := clusterURL(svc)
+	waitServing(t, fromNode, url)
+	expectAllPodsAnswer(t, fromNode, url)
+
+	ctx := t.Context()
+	if err := cl.SetPodReady(ctx, "pod-c", false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cl.SetPodReady(context.Background(), "pod-c", true); err != nil {
+			t.Error(err)
+		}
+	})
+	turned := time.Now()
+	// pod-c is out once 30 requests in a row miss it (chance of missing it by
+	// luck while it is in: (2/3)^30, about 5*10^-6).
+	eventually(t, unreadyWithin, func() error {
+		answers, err := fromNode(ctx, url, 30)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(answers, "pod-c") {
+			return errors.New("pod-c still answers")
+		}
+		return nil
+	})
+	t.Logf("pod-c stopped receiving traffic %v after turning unready", time.Since(turned).Round(10*time.Millisecond))
+	answers, err := fromNode(ctx, url, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := answerers(answers), []string{"pod-a", "pod-b"}; !slices.Equal(got, want) {
+		t.Errorf("with pod-c unready, answered by %v, want %v", got, want)
+	}
+
+	if err := cl.SetPodReady(ctx, "pod-c", true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, unreadyWithin, func() error {
+		answers, err := fromNode(ctx, url, 30)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(answers, "pod-c") {
+			return errors.New("pod-c does not answer again")
+		}
+		return nil
+	})
+}
+
+func TestServiceWithoutEndpointsRefuses(t *testing.T) {
+	requireWorld(t)
+	svc := webService("no-endpoints")
+	svc.Spec.Type = corev1.ServiceTypeNodePort
+	svc.Spec.Selector = map[string]string{"app": "nothing"}
+	svc = create(t, svc)
+	eventually(t, programmed, func() error {
+		if !strings.Contains(iptablesSave(t, "iptables-save"), fmt.Sprintf("%s/%s:http has no endpoints", svc.Namespace, svc.Name)) {
+			return errors.New("no REJECT rule yet")
+		}
+		return nil
+	})
+
+	// Without the rule the packet would be routed to the client, which drops it:
+	// a refusal, and a quick one, can only come from the agent's REJECT.
+	start := time.Now()
+	_, err := fromNode(t.Context(), clusterURL(svc), 1)
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("from the node to %s: got %v, want connection refused", clusterURL(svc), err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the refusal took %v", took)
+	}
+	_, err = w.Get(t.Context(), w.Client, nodePortURL(svc), 1)
+	if !errors.Is(err, world.ErrRefused) {
+		t.Errorf("from the client to %s: got %v, want connection refused", nodePortURL(svc), err)
+	}
+}
+
+func TestHealthCheckNodePortAndAgentEndpoints(t *testing.T) {
+	requireWorld(t)
+	svc := webService("local")
+	svc.Spec.Type = corev1.ServiceTypeLoadBalancer
+	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	svc = create(t, svc)
+	eventually(t, programmed, func() error {
+		if err := cl.Client.Get(t.Context(), client.ObjectKeyFromObject(svc), svc); err != nil {
+			return err
+		}
+		if svc.Status.HealthCheckNodePort == 0 {
+			return errors.New("no health check node port yet")
+		}
+		return nil
+	})
+
+	// A load balancer probes the node from outside: from the client.
+	url := fmt.Sprintf("http://%s:%d/", world.NodeIP, svc.Status.HealthCheckNodePort)
+	var answers []string
+	eventually(t, programmed, func() error {
+		var err error
+		answers, err = w.Get(t.Context(), w.Client, url, 1)
+		return err
+	})
+	var body struct {
+		Service struct {
+			Namespace, Name string
+		}
+		LocalEndpoints int
+	}
+	if err := json.Unmarshal([]byte(answers[0]), &body); err != nil {
+		t.Fatalf("%s answered %q: %v", url, answers[0], err)
+	}
+	if body.Service.Namespace != svc.Namespace || body.Service.Name != svc.Name || body.LocalEndpoints != len(allPods) {
+		t.Errorf("%s answered %q, want %s/%s with %d local endpoints", url, answers[0], svc.Namespace, svc.Name, len(allPods))
+	}
+	// externalTrafficPolicy Local keeps the client's address: every pod is local,
+	// so every pod answers.
+	expectAllPodsAnswer(t, fromNetns(w.Client), nodePortURL(svc))
+
+	resp, err := http.Get("http://" + healthzAddr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz: %s", resp.Status)
+	}
+	resp, err = http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{
+		"svcplane_agent_sync_duration_seconds_count",
+		"svcplane_agent_last_sync_timestamp_seconds",
+		`svcplane_agent_rules_written_bytes_total{family="IPv4"}`,
+		"svcplane_agent_network_programming_latency_seconds_count",
+	} {
+		if !strings.Contains(string(metrics), name) {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+}
+
+func TestDeletingServiceRemovesItsRules(t *testing.T) {
+	requireWorld(t)
+	svc := create(t, webService("deleted"))
+	waitServing(t, fromNode, clusterURL(svc))
+
+	// The Service's chain is the target of its cluster IP rule.
+	re := regexp.MustCompile(`"` + regexp.QuoteMeta(svc.Namespace+"/"+svc.Name+":http cluster IP") + `".* -j (SVCP-SVC-\w+)`)
+	m := re.FindStringSubmatch(iptablesSave(t, "iptables-save"))
+	if m == nil {
+		t.Fatalf("no rule for %s's cluster IP", svc.Name)
+	}
+	chain := m[1]
+
+	if err := cl.Client.Delete(t.Context(), svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, programmed, func() error {
+		saved := iptablesSave(t, "iptables-save")
+		if strings.Contains(saved, chain) {
+			return fmt.Errorf("chain %s is still there", chain)
+		}
+		if strings.Contains(saved, svc.Namespace+"/"+svc.Name+":") {
+			return fmt.Errorf("rules naming %s/%s are still there", svc.Namespace, svc.Name)
+		}
+		return nil
+	})
+}
+
+// TestCleanupRemovesEverything must run last: it stops the agent.
+func TestCleanupRemovesEverything(t *testing.T) {
+	requireWorld(t)
+	svc := create(t, webService("cleanup"))
+	waitServing(t, fromNode, clusterURL(svc))
+
+	if err := cl.StopAgent(); err != nil {
+		t.Fatal(err)
+	}
+	// What `agent --cleanup` runs.
+	backend, err := agent.NewBackend(t.Context(), agent.ModeIPTables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := backend.Cleanup(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
+		if saved := iptablesSave(t, tool); strings.Contains(saved, "SVCP") || strings.Contains(saved, "svcplane") {
+			t.Errorf("%s after cleanup still shows svcplane's rules:\n%s", tool, saved)
+		}
+	}
+	// A second cleanup finds nothing to do.
+	if err := backend.Cleanup(t.Context()); err != nil {
+		t.Errorf("second cleanup: %v", err)
+	}
+}

@@ -1,0 +1,40 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package world builds a small network out of Linux network namespaces for the
+// real-kernel end-to-end test and `make demo`: one node, pods joined to it by veth
+// pairs, each running an HTTP server that answers with its own name, and a client
+// outside the node. Everything it creates is named with a prefix and the creating
+// process's ID, so that what a crashed run left behind is found and removed by the
+// next one, and nothing it sends leaves its namespaces.
+//
+// Addresses (IPv4 only; reserved ranges):
+//
+//	pod network (--cluster-cidr)  10.244.0.0/16
+//	this node's pods              10.244.1.10, .11, ... each a /32 on the pod's eth0
+//	pod gateway                   10.244.1.1/32 on the node's end of every pod veth,
+//	                              as the CNI ptp plugin does: every packet a pod sends
+//	                              goes through the node's IP stack, and its iptables
+//	node <-> client link          203.0.113.0/24 (TEST-NET-3): node 203.0.113.1
+//	                              ("uplink"), client 203.0.113.2
+//
+// The node's default route points at the client, as a real node's points at its
+// router: traffic to a cluster IP needs a route before the agent's DNAT rewrites
+// it. The client forwards nothing, so a packet no rule catches ends there.
+//
+// The harness binary plays the pods' servers and the clients itself: Main must be
+// the first thing its TestMain or main calls.
+package world

@@ -1,0 +1,427 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package iptables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/svcplane/svcplane/dataplane"
+	"github.com/svcplane/svcplane/dataplane/model"
+)
+
+var (
+	_ dataplane.Backend    = &Backend{}
+	_ dataplane.FullSyncer = &Backend{}
+)
+
+func newBackend(t *testing.T, fake *Fake, families ...model.Family) *Backend {
+	t.Helper()
+	b, err := New(Options{Executor: fake, Families: families})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// fullSyncDump returns the Fake's dump after one full sync of st, for families, on
+// a clean node: what any sequence of syncs ending with st must leave.
+func fullSyncDump(t *testing.T, st *model.State, families ...model.Family) string {
+	t.Helper()
+	fake := NewFake()
+	if err := newBackend(t, fake, families...).Sync(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	return fake.Dump()
+}
+
+var declared = regexp.MustCompile(`(?m)^:(\S+) `)
+
+// declaredChains returns the chains a payload declares, i.e. writes or flushes.
+func declaredChains(payload []byte) []string {
+	var out []string
+	for _, m := range declared.FindAllSubmatch(payload, -1) {
+		out = append(out, string(m[1]))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func threeServices(bEndpoints ...string) *model.State {
+	return state(
+		svcPort("a", "10.96.0.1", eps("10.244.2.1", "10.244.2.2")),
+		svcPort("b", "10.96.0.2", eps(bEndpoints...), nodePort(30002)),
+		svcPort("c", "10.96.0.3", eps("10.244.2.5"), loadBalancer("192.0.2.3")),
+	)
+}
+
+func TestPartialSyncWritesOnlyTheChangedService(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	b := newBackend(t, fake, model.IPv4)
+	if err := b.Sync(ctx, threeServices("10.244.2.3", "10.244.2.4")); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.LastSync(model.IPv4); !st.Full || st.Written != 3 {
+		t.Fatalf("first sync: %+v, want a full sync writing 3 service ports", st)
+	}
+
+	// One endpoint of b is replaced.
+	next := threeServices("10.244.2.3", "10.244.2.14")
+	if err := b.Sync(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	bName := next.IPv4.ServicePorts[1].Name
+	bChains := chainsFor(bName)
+	kept, added, removed := endpointChain(bName, "10.244.2.3:8080"), endpointChain(bName, "10.244.2.14:8080"), endpointChain(bName, "10.244.2.4:8080")
+
+	payload := fake.LastRestore(model.IPv4)
+	want := []string{chainExternalServices, chainFirewall, chainForward, chainMarkMasq, chainNodePorts, chainPostrouting, chainServices,
+		bChains.external, kept, added, removed, bChains.cluster}
+	slices.Sort(want)
+	if got := declaredChains(payload); !slices.Equal(got, want) {
+		t.Errorf("the partial payload declares\n%q\nwant the fixed chains and b's only:\n%q", got, want)
+	}
+	if !strings.Contains(string(payload), "\n-X "+removed+"\n") || strings.Count(string(payload), "-X ") != 1 {
+		t.Errorf("the partial payload should delete exactly %s:\n%s", removed, payload)
+	}
+	if st := b.LastSync(model.IPv4); st.Full || st.Written != 1 || st.DeletedChains != 1 || st.ServicePorts != 3 {
+		t.Errorf("partial sync stats: %+v", st)
+	}
+	if got, want := fake.Dump(), fullSyncDump(t, next, model.IPv4); got != want {
+		t.Errorf("a partial sync left a different state than a full sync:\n%s", lineDiff(want, got))
+	}
+
+	// Nothing changed: only the fixed chains are rewritten.
+	if err := b.Sync(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range declaredChains(fake.LastRestore(model.IPv4)) {
+		if isServiceChain(c) {
+			t.Errorf("a sync with nothing new rewrote %s", c)
+		}
+	}
+}
+
+func TestPartialSyncDeletesTheChainsOfRemovedServices(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	b := newBackend(t, fake, model.IPv4)
+	first := threeServices("10.244.2.3", "10.244.2.4")
+	if err := b.Sync(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	next := state(first.IPv4.ServicePorts[0], first.IPv4.ServicePorts[2]) // b is gone
+	if err := b.Sync(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	bName := first.IPv4.ServicePorts[1].Name
+	var wantDeleted []string
+	for _, c := range []string{chainsFor(bName).external, chainsFor(bName).cluster, endpointChain(bName, "10.244.2.3:8080"), endpointChain(bName, "10.244.2.4:8080")} {
+		wantDeleted = append(wantDeleted, "-X "+c)
+	}
+	slices.Sort(wantDeleted)
+	var gotDeleted []string
+	for _, l := range strings.Split(string(fake.LastRestore(model.IPv4)), "\n") {
+		if strings.HasPrefix(l, "-X ") {
+			gotDeleted = append(gotDeleted, l)
+		}
+	}
+	if !slices.Equal(gotDeleted, wantDeleted) {
+		t.Errorf("deleted %q, want %q", gotDeleted, wantDeleted)
+	}
+	if got, want := fake.Dump(), fullSyncDump(t, next, model.IPv4); got != want {
+		t.Errorf("a partial sync left a different state than a full sync:\n%s", lineDiff(want, got))
+	}
+}
+
+// TestPartialSyncsConverge runs random sequences of states through partial syncs
+// and checks each time that the kernel holds what one full sync would have left.
+func TestPartialSyncsConverge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	randomState := func() *model.State {
+		var ports []*model.ServicePort
+		for i := range 6 {
+			if rng.IntN(4) == 0 {
+				continue // the service is absent this time
+			}
+			var specs []string
+			for e := range 4 {
+				if rng.IntN(2) == 0 {
+					continue
+				}
+				spec := fmt.Sprintf("10.244.%d.%d", 1+rng.IntN(2), 10*i+e)
+				if spec[7] == '1' {
+					spec += "/local"
+				}
+				if rng.IntN(4) == 0 {
+					spec += "/notready/terminating"
+				}
+				specs = append(specs, spec)
+			}
+			var opts []func(*model.ServicePort)
+			if rng.IntN(2) == 0 {
+				opts = append(opts, nodePort(uint16(30000+i)))
+			}
+			if rng.IntN(3) == 0 {
+				opts = append(opts, externalLocal(0))
+			}
+			if rng.IntN(3) == 0 {
+				opts = append(opts, internalLocal)
+			}
+			if rng.IntN(3) == 0 {
+				opts = append(opts, loadBalancer(fmt.Sprintf("192.0.2.%d", i)), sourceRanges("203.0.113.0/24"))
+			}
+			if rng.IntN(3) == 0 {
+				opts = append(opts, affinity(60))
+			}
+			ports = append(ports, svcPort(fmt.Sprintf("s%d", i), fmt.Sprintf("10.96.0.%d", i), eps(specs...), opts...))
+		}
+		return state(ports...)
+	}
+
+	fake := NewFake()
+	b := newBackend(t, fake)
+	for i := range 200 {
+		st := randomState()
+		if err := b.Sync(context.Background(), st); err != nil {
+			t.Fatalf("sync %d: %v", i, err)
+		}
+		if got, want := fake.Dump(), fullSyncDump(t, st); got != want {
+			t.Fatalf("after sync %d the state differs from a full sync's:\n%s", i, lineDiff(want, got))
+		}
+	}
+}
+
+func TestFailedSyncForcesAFullSync(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	b := newBackend(t, fake, model.IPv4)
+	if err := b.Sync(ctx, threeServices("10.244.2.3")); err != nil {
+		t.Fatal(err)
+	}
+	fake.FailNextRestore(errors.New("iptables-restore: line 7 failed"))
+	next := threeServices("10.244.2.4")
+	err := b.Sync(ctx, next)
+	if err == nil || !strings.Contains(err.Error(), "IPv4: iptables-restore: line 7 failed") {
+		t.Fatalf("Sync with a failing restore = %v", err)
+	}
+	if st := b.LastSync(model.IPv4); st.Err == nil || st.Full {
+		t.Errorf("stats of the failed sync: %+v", st)
+	}
+	if err := b.Sync(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.LastSync(model.IPv4); !st.Full {
+		t.Errorf("the sync after a failure was not full: %+v", st)
+	}
+	if got, want := fake.Dump(), fullSyncDump(t, next, model.IPv4); got != want {
+		t.Errorf("state after recovery:\n%s", lineDiff(want, got))
+	}
+}
+
+// TestTamperingIsRepaired removes a chain the backend relies on behind its back: the
+// next partial sync fails, as iptables-restore would, and the full one after it
+// puts everything back.
+func TestTamperingIsRepaired(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	b := newBackend(t, fake, model.IPv4)
+	st := threeServices("10.244.2.3")
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	aChain := chainsFor(st.IPv4.ServicePorts[0].Name).cluster
+	tamper := fmt.Sprintf("*nat\n:%s - [0:0]\n:%s - [0:0]\n-X %s\nCOMMIT\n*filter\n-D %s\nCOMMIT\n",
+		chainServices, aChain, aChain, strings.Join(append([]string{"INPUT"}, hooks[0].Args()...), " "))
+	tamper = strings.Replace(tamper, "--comment svcplane load balancer firewall", `--comment "svcplane load balancer firewall"`, 1)
+	if err := fake.Restore(ctx, model.IPv4, []byte(tamper)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx, st); err == nil || !strings.Contains(err.Error(), "no such chain") {
+		t.Fatalf("a partial sync over a missing chain = %v, want the restore to fail", err)
+	}
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fake.Dump(), fullSyncDump(t, st, model.IPv4); got != want {
+		t.Errorf("the full sync did not repair the tampering:\n%s", lineDiff(want, got))
+	}
+}
+
+func TestRequestFullSyncReinstallsHooks(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	b := newBackend(t, fake, model.IPv4)
+	st := threeServices("10.244.2.3")
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range hooks {
+		if err := fake.DeleteJump(ctx, model.IPv4, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.RequestFullSync()
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fake.Dump(), fullSyncDump(t, st, model.IPv4); got != want {
+		t.Errorf("hooks not reinstalled:\n%s", lineDiff(want, got))
+	}
+}
+
+// TestFullSyncRemovesChainsOfAnEarlierAgent starts a new backend on a node where an
+// earlier agent left chains for services that no longer exist.
+func TestFullSyncRemovesChainsOfAnEarlierAgent(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	if err := newBackend(t, fake).Sync(ctx, behaviourState); err != nil {
+		t.Fatal(err)
+	}
+	st := threeServices("10.244.2.3")
+	b := newBackend(t, fake)
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fake.Dump(), fullSyncDump(t, st); got != want {
+		t.Errorf("stale chains survived the first sync:\n%s", lineDiff(want, got))
+	}
+	if st := b.LastSync(model.IPv4); st.DeletedChains == 0 {
+		t.Errorf("no chains deleted: %+v", st)
+	}
+}
+
+func TestCleanup(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	b := newBackend(t, fake)
+	// A rule of our own and one of someone else, to see that only ours goes.
+	other := "*nat\n:OTHER - [0:0]\n-A PREROUTING -j OTHER\nCOMMIT\n"
+	if err := fake.Restore(ctx, model.IPv4, []byte(other)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx, behaviourState); err != nil {
+		t.Fatal(err)
+	}
+	// An older agent's hook, with other words, still jumping into our chains.
+	oldHook := Jump{Table: TableNAT, Chain: "OUTPUT", Target: chainServices, Comment: "old svcplane hook"}
+	if err := fake.EnsureJump(ctx, model.IPv4, oldHook); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := b.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dump := fake.Dump()
+	if strings.Contains(dump, ChainPrefix) {
+		t.Errorf("cleanup left %s chains or jumps:\n%s", ChainPrefix, dump)
+	}
+	if !strings.Contains(dump, "-A PREROUTING -j OTHER") {
+		t.Errorf("cleanup removed someone else's rule:\n%s", dump)
+	}
+	if err := b.Cleanup(ctx); err != nil {
+		t.Errorf("cleanup of a clean node: %v", err)
+	}
+	if err := newBackend(t, NewFake()).Cleanup(ctx); err != nil {
+		t.Errorf("cleanup of a node never synced: %v", err)
+	}
+
+	// The sync after a cleanup is a full one and puts everything back.
+	if err := b.Sync(ctx, behaviourState); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.LastSync(model.IPv4); !st.Full {
+		t.Errorf("the sync after cleanup was not full: %+v", st)
+	}
+}
+
+func TestFamiliesAreIndependent(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	b := newBackend(t, fake, model.IPv4)
+	if err := b.Sync(ctx, behaviourState); err != nil {
+		t.Fatal(err)
+	}
+	if fake.Restores(model.IPv6) != nil || strings.Contains(fake.Dump(), "# IPv6") {
+		t.Errorf("an IPv4-only backend touched IPv6")
+	}
+
+	// A failure in one family does not stop the other, and is reported with it.
+	both := newBackend(t, NewFake())
+	both.exec.(*Fake).FailNextRestore(errors.New("boom"))
+	err := both.Sync(ctx, behaviourState)
+	if err == nil || !strings.Contains(err.Error(), "IPv4: boom") {
+		t.Fatalf("Sync = %v", err)
+	}
+	if st := both.LastSync(model.IPv6); st.Err != nil || st.Written == 0 {
+		t.Errorf("IPv6 after an IPv4 failure: %+v", st)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	bit := 32
+	for _, opts := range []Options{
+		{},
+		{Executor: NewFake(), MasqueradeBit: &bit},
+		{Executor: NewFake(), Families: []model.Family{5}},
+	} {
+		if _, err := New(opts); err == nil {
+			t.Errorf("New(%+v) succeeded", opts)
+		}
+	}
+	bit = 4
+	fake := NewFake()
+	b, err := New(Options{Executor: fake, MasqueradeBit: &bit, Families: []model.Family{model.IPv4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(context.Background(), state()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(fake.Dump(), "-j MARK --set-xmark 0x10/0x10") {
+		t.Errorf("masquerade bit 4 not used:\n%s", fake.Dump())
+	}
+}
+
+func TestChainNamesFitTheKernelLimit(t *testing.T) {
+	long := model.ServicePortName{Namespace: strings.Repeat("n", 63), Name: strings.Repeat("s", 63), Port: strings.Repeat("p", 15), Protocol: model.SCTP}
+	c := chainsFor(long)
+	for _, name := range []string{c.cluster, c.local, c.external, c.firewall, endpointChain(long, "[fd00:10:244:ffff:ffff:ffff:ffff:ffff]:65535")} {
+		if len(name) > maxChainName {
+			t.Errorf("%s is %d characters, more than %d", name, len(name), maxChainName)
+		}
+	}
+	for _, name := range slices.Concat(fixedChains[TableFilter], fixedChains[TableNAT]) {
+		if len(name) > maxChainName || !strings.HasPrefix(name, ChainPrefix) {
+			t.Errorf("fixed chain %s is not a valid name of ours", name)
+		}
+	}
+	// Names depend on the protocol: TCP and UDP ports of the same name differ.
+	tcp := model.ServicePortName{Namespace: "ns", Name: "dns", Port: "dns", Protocol: model.TCP}
+	udp := tcp
+	udp.Protocol = model.UDP
+	if chainsFor(tcp) == chainsFor(udp) {
+		t.Errorf("TCP and UDP ports share chain names")
+	}
+}

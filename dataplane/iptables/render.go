@@ -1,0 +1,608 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package iptables
+
+import (
+	"bytes"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/svcplane/svcplane/dataplane/model"
+)
+
+// serviceRecord is what the backend remembers of one service port it applied: a
+// hash of its chains' text, to tell whether they changed, and their names, to delete
+// the ones it no longer needs.
+type serviceRecord struct {
+	hash   uint64
+	chains []string
+}
+
+// rendered is one family's iptables-restore payload and what applying it leaves.
+type rendered struct {
+	// payload is valid until the renderer's next render.
+	payload []byte
+	// services is what is applied once payload is: the record of every service
+	// port in the view.
+	services map[model.ServicePortName]serviceRecord
+	// written counts the service ports whose chains are in payload; deleted
+	// counts the chains it deletes.
+	written, deleted int
+}
+
+// renderer turns one family's View into an iptables-restore payload. Rules are
+// written in the canonical form iptables-save prints them in (addresses with their
+// prefix length, header matches first, MARK as --set-xmark, probabilities rounded
+// as the kernel stores them), so that the Fake's dumps and the golden files read as
+// the real node would show them. The renderer keeps its buffers between syncs: a
+// node with 10,000 service ports has tens of megabytes of rules.
+type renderer struct {
+	family model.Family
+	seed   maphash.Seed
+
+	markSet    string // --set-xmark value that sets the masquerade bit
+	markClear  string // --set-xmark value that clears it
+	markMatch  string // --mark value matching it
+	hostMask   string // -m recent --mask of one whole address
+	loopback   string // the loopback prefix, never a node port destination
+	rejectWith string
+
+	filterChains, filterRules bytes.Buffer
+	natChains, natRules       bytes.Buffer
+	deletes                   bytes.Buffer
+	out                       bytes.Buffer
+
+	// svcChains and svcRules hold one service port's own chains until the
+	// renderer knows whether they changed.
+	svcChains, svcRules bytes.Buffer
+
+	// names caches the text derived from service port names and endpoints, which
+	// rarely changes between syncs but costs a SHA-256 and a few allocations per
+	// endpoint to make. Entries not used by a render are dropped at its end.
+	names map[model.ServicePortName]*portNames
+	gen   uint64
+
+	args          []string
+	probabilities []string
+}
+
+// portNames is the text of one service port that depends only on its name.
+type portNames struct {
+	gen    uint64
+	name   string // ns/svc:port
+	proto  string // tcp, udp, sctp
+	chains serviceChains
+
+	// Rule comments, quoted for the payload.
+	comment, clusterIP, externalIP, loadBalancerIP, noEndpoints, noLocalEndpoints      string
+	notAccepted, dropped, masqueradeExternal, podExternal, masqueradeLocal, routeLocal string
+	healthCheck                                                                        string
+
+	endpoints map[netip.AddrPort]*endpointNames
+}
+
+// endpointNames is the text of one endpoint of one service port.
+type endpointNames struct {
+	gen     uint64
+	chain   string // its SVCP-SEP- chain
+	source  string // its address as a host prefix, for the hairpin match
+	dest    string // addr:port, the DNAT destination
+	comment string // "ns/svc:port -> addr:port", quoted
+}
+
+// portNames returns the cached text of the service port name, marking it used.
+func (r *renderer) portNames(name model.ServicePortName) *portNames {
+	pn := r.names[name]
+	if pn == nil {
+		n := name.String()
+		c := chainsFor(name)
+		pn = &portNames{
+			name:               n,
+			proto:              strings.ToLower(string(name.Protocol)),
+			chains:             c,
+			comment:            saveString(n),
+			clusterIP:          saveString(n + " cluster IP"),
+			externalIP:         saveString(n + " external IP"),
+			loadBalancerIP:     saveString(n + " loadbalancer IP"),
+			noEndpoints:        saveString(n + " has no endpoints"),
+			noLocalEndpoints:   saveString(n + " has no local endpoints"),
+			notAccepted:        saveString(n + " traffic not accepted by " + c.firewall),
+			dropped:            saveString("other traffic to " + n + " will be dropped by " + chainFirewall),
+			masqueradeExternal: saveString("masquerade traffic for " + n + " external destinations"),
+			podExternal:        saveString("pod traffic for " + n + " external destinations"),
+			masqueradeLocal:    saveString("masquerade LOCAL traffic for " + n + " external destinations"),
+			routeLocal:         saveString("route LOCAL traffic for " + n + " external destinations"),
+			healthCheck:        saveString(name.Namespace + "/" + name.Name + " health check node port"),
+			endpoints:          map[netip.AddrPort]*endpointNames{},
+		}
+		r.names[name] = pn
+	}
+	pn.gen = r.gen
+	return pn
+}
+
+// endpoint returns the cached text of one of the port's endpoints, marking it used.
+func (r *renderer) endpoint(pn *portNames, name model.ServicePortName, ep model.Endpoint) *endpointNames {
+	key := ep.AddrPort()
+	en := pn.endpoints[key]
+	if en == nil {
+		dest := key.String()
+		en = &endpointNames{
+			chain:   endpointChain(name, dest),
+			source:  hostPrefix(ep.Addr),
+			dest:    dest,
+			comment: saveString(pn.name + " -> " + dest),
+		}
+		pn.endpoints[key] = en
+	}
+	en.gen = r.gen
+	return en
+}
+
+func newRenderer(family model.Family, masqueradeBit int) *renderer {
+	mark := uint32(1) << masqueradeBit
+	r := &renderer{
+		family:     family,
+		names:      map[model.ServicePortName]*portNames{},
+		seed:       maphash.MakeSeed(),
+		markSet:    fmt.Sprintf("%#x/%#x", mark, mark),
+		markClear:  fmt.Sprintf("0x0/%#x", mark),
+		markMatch:  fmt.Sprintf("%#x/%#x", mark, mark),
+		hostMask:   "255.255.255.255",
+		loopback:   "127.0.0.0/8",
+		rejectWith: "icmp-port-unreachable",
+	}
+	if family == model.IPv6 {
+		r.hostMask = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+		r.loopback = "::1/128"
+		r.rejectWith = "icmp6-port-unreachable"
+	}
+	return r
+}
+
+// render returns the payload that takes the kernel from prev to v. A full render
+// writes every chain and deletes every service chain in existing (the kernel's nat
+// chains) that v does not use; a partial one writes the fixed chains, which carry
+// every service's dispatch rules, plus the chains of service ports whose text
+// differs from prev, and deletes only the chains prev had and v no longer needs.
+func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceRecord, full bool, existing []string) rendered {
+	r.gen++
+	r.filterChains.Reset()
+	r.filterRules.Reset()
+	r.natChains.Reset()
+	r.natRules.Reset()
+	r.deletes.Reset()
+
+	for _, c := range fixedChains[TableFilter] {
+		declareChain(&r.filterChains, c)
+	}
+	for _, c := range fixedChains[TableNAT] {
+		declareChain(&r.natChains, c)
+	}
+	r.fixedRules()
+
+	out := rendered{services: make(map[model.ServicePortName]serviceRecord, len(v.ServicePorts))}
+	var stale []string
+	healthChecks := map[uint16]bool{}
+	for _, p := range v.ServicePorts {
+		rec := r.servicePort(v, p, healthChecks)
+		old, had := prev[p.Name]
+		if !full && had && old.hash == rec.hash {
+			out.services[p.Name] = old
+			continue
+		}
+		r.natChains.Write(r.svcChains.Bytes())
+		r.natRules.Write(r.svcRules.Bytes())
+		out.written++
+		out.services[p.Name] = rec
+		if !full && had {
+			for _, c := range old.chains {
+				if !slices.Contains(rec.chains, c) {
+					stale = append(stale, c)
+				}
+			}
+		}
+	}
+	if full && len(existing) > 0 {
+		active := make(map[string]bool, len(existing))
+		for _, rec := range out.services {
+			for _, c := range rec.chains {
+				active[c] = true
+			}
+		}
+		for _, c := range existing {
+			if isServiceChain(c) && !active[c] {
+				stale = append(stale, c)
+			}
+		}
+	} else {
+		for name, old := range prev {
+			if _, ok := out.services[name]; !ok {
+				stale = append(stale, old.chains...)
+			}
+		}
+	}
+	// A chain is deleted by declaring it, which flushes it, and then -X. Every
+	// rule that jumped to it was in a chain this payload rewrites (the dispatch
+	// chains, or the same service's chains), so nothing references it any more.
+	slices.Sort(stale)
+	for _, c := range slices.Compact(stale) {
+		declareChain(&r.natChains, c)
+		r.deletes.WriteString("-X " + c + "\n")
+		out.deleted++
+	}
+
+	r.nodePortsJump(v)
+
+	for name, pn := range r.names {
+		if pn.gen != r.gen {
+			delete(r.names, name)
+		}
+	}
+
+	b := &r.out
+	b.Reset()
+	b.Grow(r.filterChains.Len() + r.filterRules.Len() + r.natChains.Len() + r.natRules.Len() + r.deletes.Len() + 32)
+	b.WriteString("*filter\n")
+	b.Write(r.filterChains.Bytes())
+	b.Write(r.filterRules.Bytes())
+	b.WriteString("COMMIT\n*nat\n")
+	b.Write(r.natChains.Bytes())
+	b.Write(r.natRules.Bytes())
+	b.Write(r.deletes.Bytes())
+	b.WriteString("COMMIT\n")
+	out.payload = b.Bytes()
+	return out
+}
+
+// fixedRules writes the rules of the fixed chains that do not depend on services.
+func (r *renderer) fixedRules() {
+	// Masquerade what carries the mark, clearing it first so that a packet that
+	// comes back through the stack (a hairpin on a bridge) is not masqueraded
+	// twice.
+	r.rule(&r.natRules, "-A", chainPostrouting, "-m", "mark", "!", "--mark", r.markMatch, "-j", "RETURN")
+	r.rule(&r.natRules, "-A", chainPostrouting, "-j", "MARK", "--set-xmark", r.markClear)
+	r.rule(&r.natRules, "-A", chainPostrouting, "-m", "comment", "--comment", saveString(commentMasquerade), "-j", "MASQUERADE", "--random-fully")
+	r.rule(&r.natRules, "-A", chainMarkMasq, "-j", "MARK", "--set-xmark", r.markSet)
+
+	// Packets conntrack cannot place would otherwise leave a DNATed connection
+	// un-NATed and reset it; marked packets and their connections are accepted even
+	// when the FORWARD policy is DROP.
+	r.rule(&r.filterRules, "-A", chainForward, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
+	r.rule(&r.filterRules, "-A", chainForward, "-m", "comment", "--comment", saveString(commentForward), "-m", "mark", "--mark", r.markMatch, "-j", "ACCEPT")
+	r.rule(&r.filterRules, "-A", chainForward, "-m", "comment", "--comment", saveString(commentForwardConntrack), "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
+}
+
+// nodePortsJump hands node-port traffic to SVCP-NODEPORTS. It must be the last rule
+// of SVCP-SERVICES: a node's own address can be an external or load-balancer IP,
+// and those rules must win.
+func (r *renderer) nodePortsJump(v *model.View) {
+	comment := saveString(commentNodePorts)
+	if v.NodePortsOnAllAddresses {
+		// Loopback is excluded: accepting node ports on 127.0.0.1 needs
+		// route_localnet, which exposes every localhost service to the network.
+		r.rule(&r.natRules, "-A", chainServices, "!", "-d", r.loopback, "-m", "comment", "--comment", comment,
+			"-m", "addrtype", "--dst-type", "LOCAL", "-j", chainNodePorts)
+		return
+	}
+	for _, a := range v.NodePortAddresses {
+		r.rule(&r.natRules, "-A", chainServices, "-d", hostPrefix(a), "-m", "comment", "--comment", comment, "-j", chainNodePorts)
+	}
+}
+
+// servicePort writes p's dispatch rules (in the fixed chains, always rewritten) and
+// p's own chains into svcChains and svcRules, and returns their record. It follows
+// kube-proxy's iptables proxier, rule for rule.
+func (r *renderer) servicePort(v *model.View, p *model.ServicePort, healthChecks map[uint16]bool) serviceRecord {
+	r.svcChains.Reset()
+	r.svcRules.Reset()
+
+	pn := r.portNames(p.Name)
+	c := pn.chains
+	port := strconv.Itoa(int(p.Port))
+	clusterIP := hostPrefix(p.ClusterIP)
+	sets := p.EndpointSets()
+
+	// Which chain each kind of traffic enters, and whether it has anywhere to go.
+	// Internal traffic is the cluster IP's; external traffic is the node port's,
+	// external IPs' and load-balancer IPs'. A Local policy without local endpoints
+	// drops that kind of traffic; a port with no endpoint at all rejects it.
+	usesCluster := len(sets.Cluster) > 0
+	usesLocal := len(sets.Local) > 0
+	internalChain, hasInternal := c.cluster, sets.Any
+	if p.InternalPolicyLocal() {
+		internalChain, hasInternal = c.local, usesLocal
+	}
+	externalPolicyChain, hasExternal := c.cluster, sets.Any
+	if p.ExternalPolicyLocal() {
+		externalPolicyChain, hasExternal = c.local, usesLocal
+	}
+	// The EXT chain exists whenever anything is reachable, even when external
+	// traffic has no local endpoint: it still short-circuits traffic from pods and
+	// from the node itself to the Cluster policy.
+	usesExternal := sets.Any && p.ExternallyAccessible()
+	usesFirewall := sets.Any && len(p.LoadBalancerIPs) > 0 && len(p.LoadBalancerSourceRanges) > 0
+	lbChain := c.external
+	if usesFirewall {
+		lbChain = c.firewall
+	}
+
+	var internalFilter, externalFilter, internalFilterComment, externalFilterComment string
+	if !sets.Any {
+		internalFilter, internalFilterComment = "REJECT", pn.noEndpoints
+		externalFilter, externalFilterComment = "REJECT", pn.noEndpoints
+	} else {
+		if !hasInternal {
+			internalFilter, internalFilterComment = "DROP", pn.noLocalEndpoints
+		}
+		if !hasExternal {
+			externalFilter, externalFilterComment = "DROP", pn.noLocalEndpoints
+		}
+	}
+
+	// Dispatch: cluster IP.
+	if hasInternal {
+		r.rule(&r.natRules, "-A", chainServices, "-d", clusterIP, "-p", pn.proto, "-m", "comment", "--comment", pn.clusterIP,
+			"-m", pn.proto, "--dport", port, "-j", internalChain)
+	} else {
+		r.filterRule(chainServices, clusterIP, pn.proto, port, internalFilterComment, false, internalFilter)
+	}
+
+	// Dispatch: external IPs.
+	for _, ip := range p.ExternalIPs {
+		dst := hostPrefix(ip)
+		if sets.Any {
+			r.rule(&r.natRules, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.externalIP,
+				"-m", pn.proto, "--dport", port, "-j", c.external)
+		}
+		if !hasExternal {
+			r.filterRule(chainExternalServices, dst, pn.proto, port, externalFilterComment, false, externalFilter)
+		}
+	}
+
+	// Dispatch: load-balancer IPs. Traffic the FW chain does not let through is
+	// not DNATed, so the filter table still sees the LB IP and drops it.
+	for _, ip := range p.LoadBalancerIPs {
+		dst := hostPrefix(ip)
+		if sets.Any {
+			r.rule(&r.natRules, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.loadBalancerIP,
+				"-m", pn.proto, "--dport", port, "-j", lbChain)
+		}
+		if usesFirewall {
+			r.filterRule(chainFirewall, dst, pn.proto, port, pn.notAccepted, false, "DROP")
+		}
+	}
+	if !hasExternal {
+		for _, ip := range p.LoadBalancerIPs {
+			r.filterRule(chainExternalServices, hostPrefix(ip), pn.proto, port, externalFilterComment, false, externalFilter)
+		}
+	}
+
+	// Dispatch: node port. Node ports ignore loadBalancerSourceRanges, as in kube.
+	if p.NodePort != 0 {
+		nodePort := strconv.Itoa(int(p.NodePort))
+		if sets.Any {
+			r.rule(&r.natRules, "-A", chainNodePorts, "-p", pn.proto, "-m", "comment", "--comment", pn.comment,
+				"-m", pn.proto, "--dport", nodePort, "-j", c.external)
+		}
+		if !hasExternal {
+			r.filterRule(chainExternalServices, "", pn.proto, nodePort, externalFilterComment, true, externalFilter)
+		}
+	}
+
+	// The health check node port is the Service's, shared by its ports: accept it
+	// once, whether or not there are local endpoints (it reports that).
+	if hc := p.HealthCheckNodePort; hc != 0 && !healthChecks[hc] {
+		healthChecks[hc] = true
+		r.rule(&r.filterRules, "-A", chainNodePorts, "-p", "tcp", "-m", "comment", "--comment", pn.healthCheck,
+			"-m", "tcp", "--dport", strconv.Itoa(int(hc)), "-j", "ACCEPT")
+	}
+
+	// The service port's own chains.
+	var chains []string
+	if usesExternal {
+		chains = append(chains, c.external)
+		declareChain(&r.svcChains, c.external)
+		if !p.ExternalPolicyLocal() {
+			// The endpoint may be on another node; masquerade so its reply comes
+			// back through this one.
+			r.rule(&r.svcRules, "-A", c.external, "-m", "comment", "--comment", pn.masqueradeExternal, "-j", chainMarkMasq)
+		} else {
+			// Traffic from pods and from the node itself to an external address
+			// is treated as if it had gone out to a load balancer and come back
+			// in: neither traffic policy applies to it. The node's own traffic
+			// has a service address as source, so it is masqueraded too.
+			if v.ClusterCIDR.IsValid() {
+				r.rule(&r.svcRules, "-A", c.external, "-s", v.ClusterCIDR.String(), "-m", "comment", "--comment", pn.podExternal,
+					"-j", c.cluster)
+			}
+			r.rule(&r.svcRules, "-A", c.external, "-m", "comment", "--comment", pn.masqueradeLocal,
+				"-m", "addrtype", "--src-type", "LOCAL", "-j", chainMarkMasq)
+			r.rule(&r.svcRules, "-A", c.external, "-m", "comment", "--comment", pn.routeLocal,
+				"-m", "addrtype", "--src-type", "LOCAL", "-j", c.cluster)
+		}
+		if hasExternal {
+			r.rule(&r.svcRules, "-A", c.external, "-j", externalPolicyChain)
+		}
+	}
+
+	if usesFirewall {
+		chains = append(chains, c.firewall)
+		declareChain(&r.svcChains, c.firewall)
+		allowFromNode := false
+		for _, src := range p.LoadBalancerSourceRanges {
+			r.rule(&r.svcRules, "-A", c.firewall, "-s", src.String(), "-m", "comment", "--comment", pn.loadBalancerIP, "-j", c.external)
+			allowFromNode = allowFromNode || slices.ContainsFunc(v.NodeAddresses, src.Contains)
+		}
+		// A load balancer whose VIP is also routed to the node sends the node's
+		// own requests back with the VIP as source; let them through when the
+		// node itself is allowed.
+		if allowFromNode {
+			for _, ip := range p.LoadBalancerIPs {
+				r.rule(&r.svcRules, "-A", c.firewall, "-s", hostPrefix(ip), "-m", "comment", "--comment", pn.loadBalancerIP, "-j", c.external)
+			}
+		}
+		r.rule(&r.svcRules, "-A", c.firewall, "-m", "comment", "--comment", pn.dropped)
+	}
+
+	if usesCluster {
+		chains = append(chains, c.cluster)
+		declareChain(&r.svcChains, c.cluster)
+		if internalChain == c.cluster && hasInternal {
+			r.internalMasquerade(v, pn, clusterIP, port, c.cluster)
+		}
+		r.endpointRules(p, pn, c.cluster, sets.Cluster)
+	}
+	if usesLocal {
+		chains = append(chains, c.local)
+		declareChain(&r.svcChains, c.local)
+		if internalChain == c.local && hasInternal {
+			r.internalMasquerade(v, pn, clusterIP, port, c.local)
+		}
+		r.endpointRules(p, pn, c.local, sets.Local)
+	}
+
+	for _, ep := range sets.Reachable {
+		en := r.endpoint(pn, p.Name, ep)
+		chains = append(chains, en.chain)
+		declareChain(&r.svcChains, en.chain)
+		// A pod reaching itself through the service (hairpin) must be
+		// masqueraded, or it would answer itself directly and drop the reply.
+		r.rule(&r.svcRules, "-A", en.chain, "-s", en.source, "-m", "comment", "--comment", pn.comment, "-j", chainMarkMasq)
+		args := append(r.args[:0], "-A", en.chain, "-p", pn.proto, "-m", "comment", "--comment", pn.comment)
+		if p.SessionAffinity.ClientIP {
+			args = append(args, "-m", "recent", "--set", "--name", en.chain, "--mask", r.hostMask, "--rsource")
+		}
+		args = append(args, "-j", "DNAT", "--to-destination", en.dest)
+		r.rule(&r.svcRules, args...)
+		r.args = args
+	}
+	for key, en := range pn.endpoints {
+		if en.gen != r.gen {
+			delete(pn.endpoints, key)
+		}
+	}
+
+	var d maphash.Hash
+	d.SetSeed(r.seed)
+	d.Write(r.svcChains.Bytes())
+	d.Write(r.svcRules.Bytes())
+	return serviceRecord{hash: d.Sum64(), chains: chains}
+}
+
+// internalMasquerade masquerades cluster IP traffic that does not come from a pod:
+// it may be routed to any node (a static route to the service range), and the reply
+// must come back through this one.
+func (r *renderer) internalMasquerade(v *model.View, pn *portNames, clusterIP, port, chain string) {
+	switch {
+	case v.MasqueradeAll:
+		r.rule(&r.svcRules, "-A", chain, "-d", clusterIP, "-p", pn.proto, "-m", "comment", "--comment", pn.clusterIP,
+			"-m", pn.proto, "--dport", port, "-j", chainMarkMasq)
+	case v.ClusterCIDR.IsValid():
+		r.rule(&r.svcRules, "-A", chain, "!", "-s", v.ClusterCIDR.String(), "-d", clusterIP, "-p", pn.proto,
+			"-m", "comment", "--comment", pn.clusterIP, "-m", pn.proto, "--dport", port, "-j", chainMarkMasq)
+	}
+}
+
+// endpointRules writes the rules choosing one of eps in chain: first the affinity
+// checks, which send a client back to its last endpoint, then a uniform random
+// choice. Rule i matches with probability 1/(n-i) among the packets that rule i-1
+// did not take, so each of n endpoints gets 1/n; the last matches what is left.
+func (r *renderer) endpointRules(p *model.ServicePort, pn *portNames, chain string, eps []model.Endpoint) {
+	if p.SessionAffinity.ClientIP {
+		seconds := strconv.Itoa(int(p.SessionAffinity.TimeoutSeconds))
+		for _, ep := range eps {
+			en := r.endpoint(pn, p.Name, ep)
+			r.rule(&r.svcRules, "-A", chain, "-m", "comment", "--comment", en.comment,
+				"-m", "recent", "--rcheck", "--seconds", seconds, "--reap", "--name", en.chain, "--mask", r.hostMask, "--rsource",
+				"-j", en.chain)
+		}
+	}
+	n := len(eps)
+	for i, ep := range eps {
+		en := r.endpoint(pn, p.Name, ep)
+		args := append(r.args[:0], "-A", chain, "-m", "comment", "--comment", en.comment)
+		if i < n-1 {
+			args = append(args, "-m", "statistic", "--mode", "random", "--probability", r.probability(n-i))
+		}
+		args = append(args, "-j", en.chain)
+		r.rule(&r.svcRules, args...)
+		r.args = args
+	}
+}
+
+// filterRule writes a filter rule for traffic to dst (a host prefix; node-local
+// addresses instead when dst is empty and local is set) on port that has nowhere to
+// go.
+func (r *renderer) filterRule(chain, dst, proto, port, comment string, local bool, target string) {
+	args := append(r.args[:0], "-A", chain)
+	if dst != "" {
+		args = append(args, "-d", dst)
+	}
+	args = append(args, "-p", proto, "-m", "comment", "--comment", comment)
+	if local {
+		args = append(args, "-m", "addrtype", "--dst-type", "LOCAL")
+	}
+	args = append(args, "-m", proto, "--dport", port, "-j", target)
+	if target == "REJECT" {
+		args = append(args, "--reject-with", r.rejectWith)
+	}
+	r.rule(&r.filterRules, args...)
+	r.args = args
+}
+
+// probability returns 1/n as the statistic match stores it: a 31-bit fraction of
+// 2^31, printed with 11 decimals, as iptables-save prints it back.
+func (r *renderer) probability(n int) string {
+	for len(r.probabilities) <= n {
+		k := len(r.probabilities)
+		if k == 0 {
+			r.probabilities = append(r.probabilities, "")
+			continue
+		}
+		stored := math.Round(float64(0x80000000) / float64(k))
+		r.probabilities = append(r.probabilities, strconv.FormatFloat(stored/0x80000000, 'f', 11, 64))
+	}
+	return r.probabilities[n]
+}
+
+// rule writes one line of words.
+func (r *renderer) rule(b *bytes.Buffer, words ...string) {
+	for i, w := range words {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w)
+	}
+	b.WriteByte('\n')
+}
+
+func declareChain(b *bytes.Buffer, chain string) {
+	b.WriteByte(':')
+	b.WriteString(chain)
+	b.WriteString(" - [0:0]\n")
+}
+
+// hostPrefix returns addr as the one-address prefix iptables-save prints.
+func hostPrefix(addr netip.Addr) string {
+	return netip.PrefixFrom(addr, addr.BitLen()).String()
+}

@@ -64,6 +64,14 @@ test-fuzz: ## Fuzz the allocator bitmap for 30s.
 bench: ## Run the allocator benchmarks.
 	go test -run='^$$' -bench=. -benchmem ./controllers/allocator/
 
+.PHONY: bench-iptables
+bench-iptables: ## Render and apply (root: iptables-legacy in a network namespace) 10,000 service ports x 10 endpoints.
+	go test -run='^$$' -bench=. -benchmem -benchtime=5x -timeout 60m ./dataplane/iptables/
+
+.PHONY: bench-endpoints
+bench-endpoints: controlplane ## Measure EndpointSlice latency and writes per pod change (1,000 Services x 10 pods).
+	KUBEBUILDER_ASSETS="$(K8S_BIN)" go run ./hack/endpointslice-bench --services=1000 --pods-per-service=10 --rate=20 --duration=60s
+
 .PHONY: verify
 verify: manifests generate ## Fail if generated code or manifests differ from what is committed.
 	@if ! git diff --quiet -- api config || [ -n "$$(git ls-files --others --exclude-standard -- api config)" ]; then \

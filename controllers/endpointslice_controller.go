@@ -27,6 +27,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -58,9 +59,16 @@ type EndpointSliceReconciler struct {
 	BatchPeriod time.Duration
 	// MaxConcurrentReconciles bounds parallel reconciles.
 	MaxConcurrentReconciles int
+	// Recorder receives the Warning events of failed writes; required.
+	Recorder events.EventRecorder
 
 	expectations sliceExpectations
+	triggers     endpoints.TriggerTimes
 }
+
+// ReasonFailedToUpdateEndpointSlices is the reason of the Warning event of a Service
+// whose slices could not be written, kube's.
+const ReasonFailedToUpdateEndpointSlices = "FailedToUpdateEndpointSlices"
 
 // +kubebuilder:rbac:groups=networking.svcplane.io,resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -90,6 +98,7 @@ func (r *EndpointSliceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 			}
 		}
 		r.expectations.forget(key)
+		r.triggers.Forget(key)
 		return ctrl.Result{}, nil
 	}
 	if !svc.DeletionTimestamp.IsZero() {
@@ -125,38 +134,56 @@ func (r *EndpointSliceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
+	trigger, commit := r.triggers.Next(key, svc, pods)
 	plan := endpoints.Compute(endpoints.Input{
 		Service:              svc,
 		Pods:                 pods,
 		NodeZones:            zones,
 		Existing:             existing,
 		MaxEndpointsPerSlice: r.MaxEndpointsPerSlice,
+		TriggerTime:          trigger,
 	})
 	if plan.Writes() == 0 {
+		commit()
 		return ctrl.Result{}, nil
 	}
 	log.V(1).Info("writing EndpointSlices", "create", len(plan.Create), "update", len(plan.Update), "delete", len(plan.Delete))
-	// Deletes go last so that a Service never shows fewer endpoints than it has
-	// while its slices are being rearranged.
+	if err := r.apply(ctx, key, plan); err != nil {
+		// A conflict or a name taken means the cache was behind: the retry, with
+		// the events that catch the cache up, settles it without alarming anyone.
+		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonFailedToUpdateEndpointSlices, "UpdateEndpointSlices",
+				"Error updating Endpoint Slices for Service %s: %v", key, err)
+		}
+		return ctrl.Result{}, err
+	}
+	commit()
+	return ctrl.Result{}, nil
+}
+
+// apply makes the plan's writes, creates and updates before deletes so that a
+// Service never shows fewer endpoints than it has while its slices are being
+// rearranged, and expects each write to show up in the cache.
+func (r *EndpointSliceReconciler) apply(ctx context.Context, key string, plan endpoints.Plan) error {
 	for _, s := range plan.Create {
 		if err := r.Create(ctx, s); err != nil {
-			return ctrl.Result{}, fmt.Errorf("creating EndpointSlice for %s: %w", key, err)
+			return fmt.Errorf("creating EndpointSlice: %w", err)
 		}
 		r.expectations.expect(key, s.Name, s.Generation)
 	}
 	for _, s := range plan.Update {
 		if err := r.Update(ctx, s); err != nil {
-			return ctrl.Result{}, fmt.Errorf("updating EndpointSlice %s: %w", s.Name, err)
+			return fmt.Errorf("updating EndpointSlice %s: %w", s.Name, err)
 		}
 		r.expectations.expect(key, s.Name, s.Generation)
 	}
 	for _, s := range plan.Delete {
 		if err := client.IgnoreNotFound(r.Delete(ctx, s)); err != nil {
-			return ctrl.Result{}, fmt.Errorf("deleting EndpointSlice %s: %w", s.Name, err)
+			return fmt.Errorf("deleting EndpointSlice %s: %w", s.Name, err)
 		}
 		r.expectations.expect(key, s.Name, deletedGeneration)
 	}
-	return ctrl.Result{}, nil
+	return nil
 }
 
 // managedSlices lists the slices svcplane manages for one Service.
@@ -204,7 +231,8 @@ func (r *EndpointSliceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *EndpointSliceReconciler) podHandler() handler.EventHandler {
 	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], pods ...client.Object) {
 		services := &v1alpha1.ServiceList{}
-		if err := r.List(ctx, services, client.InNamespace(pods[0].GetNamespace())); err != nil {
+		// Read-only: the cache's own objects, not a copy of every Service per event.
+		if err := r.List(ctx, services, client.InNamespace(pods[0].GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
 			logf.FromContext(ctx).Error(err, "listing Services for a pod change")
 			return
 		}
@@ -288,7 +316,7 @@ func sliceToService(_ context.Context, obj client.Object) []reconcile.Request {
 // or a Node came or went, which is rare.
 func (r *EndpointSliceReconciler) allSelectingServices(ctx context.Context, _ client.Object) []reconcile.Request {
 	services := &v1alpha1.ServiceList{}
-	if err := r.List(ctx, services); err != nil {
+	if err := r.List(ctx, services, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "listing Services for a Node change")
 		return nil
 	}

@@ -23,6 +23,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -311,6 +312,85 @@ var _ = Describe("EndpointSlices", func() {
 		allocated(bare)
 		allocated(alias)
 		Consistently(func() int { return len(slicesOf(bare)) + len(slicesOf(alias)) }, 2*time.Second).Should(BeZero())
+	})
+
+	It("stamps each write with the time of the change it reflects", func() {
+		svc := webService("stamped")
+		pod := createPod(ns, podSpec{name: "s", labels: web, ips: []string{"10.244.11.1"}, ready: true, httpPort: 8080})
+		trigger := func() string {
+			for _, s := range slicesOf(svc) {
+				if len(s.Endpoints) > 0 {
+					return s.Annotations[corev1.EndpointsLastChangeTriggerTime]
+				}
+			}
+			return ""
+		}
+		Eventually(func() [3]bool { return readyOf(endpointsOf(svc, discoveryv1.AddressTypeIPv4)["s"]) }, timeout).Should(Equal([3]bool{true, true, false}))
+
+		By("a readiness flip carries the pod's Ready transition time")
+		flipped := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+		Eventually(func() error {
+			cur := &corev1.Pod{}
+			if err := k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(pod), cur); err != nil {
+				return err
+			}
+			cur.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(flipped)}}
+			return k8sClient.Status().Update(suiteCtx, cur)
+		}, timeout).Should(Succeed())
+		Eventually(trigger, timeout).Should(Equal(flipped.Format(time.RFC3339Nano)))
+	})
+
+	It("reports slices it cannot write with a Warning event, and writes them once it can", func() {
+		// An admission policy stands in for whatever refuses the write (a quota, a
+		// webhook, a policy engine).
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "deny-slices-" + ns},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{"discovery.k8s.io"}, APIVersions: []string{"v1"}, Resources: []string{"endpointslices"}},
+					},
+				}}},
+				Validations: []admissionregistrationv1.Validation{{Expression: "false", Message: "endpoint slices are frozen here"}},
+			},
+		}
+		binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: policy.Name},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+				PolicyName:        policy.Name,
+				ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+				MatchResources: &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+					MatchLabels: map[string]string{corev1.LabelMetadataName: ns},
+				}},
+			},
+		}
+		Expect(k8sClient.Create(suiteCtx, policy)).To(Succeed())
+		Expect(k8sClient.Create(suiteCtx, binding)).To(Succeed())
+		DeferCleanup(func() {
+			Expect(client.IgnoreNotFound(k8sClient.Delete(suiteCtx, binding))).To(Succeed())
+			Expect(client.IgnoreNotFound(k8sClient.Delete(suiteCtx, policy))).To(Succeed())
+		})
+		// The API server loads policies asynchronously: wait until it enforces this one.
+		Eventually(func() error {
+			probe := &discoveryv1.EndpointSlice{
+				ObjectMeta:  metav1.ObjectMeta{Namespace: ns, GenerateName: "probe-"},
+				AddressType: discoveryv1.AddressTypeIPv4,
+			}
+			return k8sClient.Create(suiteCtx, probe, client.DryRunAll)
+		}, timeout).Should(MatchError(ContainSubstring("endpoint slices are frozen here")))
+
+		svc := webService("frozen")
+		createPod(ns, podSpec{name: "f", labels: web, ips: []string{"10.244.12.1"}, ready: true, httpPort: 8080})
+		Eventually(func() []string { return warningEvents(svc) }, timeout).Should(ContainElement(And(
+			HavePrefix(ReasonFailedToUpdateEndpointSlices+": Error updating Endpoint Slices for Service "+ns+"/frozen: "),
+			ContainSubstring("endpoint slices are frozen here"))))
+		Expect(slicesOf(svc)).To(BeEmpty())
+
+		By("the Service gets its slices once the policy is gone")
+		Expect(k8sClient.Delete(suiteCtx, binding)).To(Succeed())
+		Expect(k8sClient.Delete(suiteCtx, policy)).To(Succeed())
+		Eventually(func() map[string]discoveryv1.Endpoint { return endpointsOf(svc, discoveryv1.AddressTypeIPv4) }, timeout).Should(HaveKey("f"))
 	})
 
 	It("spreads 250 pods over three slices", func() {

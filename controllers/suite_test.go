@@ -150,6 +150,7 @@ func startManager(serviceCIDRs, nodePorts string) *runningManager {
 	}).SetupWithManager(mgr)).To(Succeed())
 	Expect((&EndpointSliceReconciler{
 		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("svcplane-endpointslice"),
 		MaxEndpointsPerSlice:    100,
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())

@@ -45,7 +45,8 @@ func main() {
 	flag.StringVar(&clusterCIDRs, "cluster-cidr", "", "The pod network, one CIDR per family, comma-separated. Traffic to a cluster IP from outside it is masqueraded.")
 	flag.BoolVar(&opts.Config.MasqueradeAll, "masquerade-all", false, "Masquerade all traffic sent to cluster IPs.")
 	flag.DurationVar(&opts.Runner.MinSyncPeriod, "min-sync-period", dataplane.DefaultMinSyncPeriod, "The least time between two syncs; changes arriving faster are applied together.")
-	flag.DurationVar(&opts.Runner.SyncPeriod, "sync-period", dataplane.DefaultSyncPeriod, "The most time between two full resyncs, which also repair rules changed by others.")
+	flag.DurationVar(&opts.Runner.SyncPeriod, "sync-period", dataplane.DefaultSyncPeriod, "The most time between two syncs, even when nothing changed.")
+	flag.DurationVar(&opts.Runner.FullSyncPeriod, "full-sync-period", 0, "The most time between two full resyncs, which rewrite every rule and repair rules changed by others (default: --sync-period). Raise it on nodes with many thousands of service ports: a full iptables-nft restore of 100,000 chains takes minutes.")
 	// kube-proxy's ports (10249, 10256) plus 100, so that both can run on one node.
 	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", "127.0.0.1:10349", "The address /metrics is served on (plain HTTP); 0 disables it.")
 	flag.StringVar(&opts.HealthzBindAddress, "healthz-bind-address", "0.0.0.0:10356", "The address /healthz is served on; 0 disables it.")

@@ -3161,8 +3161,8 @@ func TestRandomOperations(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------------
-// Bugs found while writing these tests. Each test states the correct behaviour and
-// is skipped until the code is fixed; remove the t.Skip to check a fix.
+// Regression tests for bugs found while writing these tests. Each states the correct
+// behaviour and the bug it once caught.
 
 // A requested healthCheckNodePort is claimed only after the automatic node ports, so
 // an automatic node port of the same Service can take it first, and the Service then

@@ -20,6 +20,7 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -44,6 +45,11 @@ type Input struct {
 	Existing []*discoveryv1.EndpointSlice
 	// MaxEndpointsPerSlice bounds a slice; zero means DefaultMaxEndpointsPerSlice.
 	MaxEndpointsPerSlice int
+	// TriggerTime is the oldest change the writes are the first to reflect (see
+	// TriggerTimes). Every slice written carries it in the
+	// endpoints.kubernetes.io/last-change-trigger-time annotation, or loses the
+	// annotation when it is zero; it never causes a write of its own.
+	TriggerTime time.Time
 }
 
 // Plan is the writes that bring a Service's slices to the desired state. Updates are
@@ -78,7 +84,7 @@ func Compute(in Input) Plan {
 		return Plan{}
 	}
 
-	p := &planner{svc: svc, max: maxPerSlice, labels: desiredLabels(svc)}
+	p := &planner{svc: svc, max: maxPerSlice, labels: desiredLabels(svc), trigger: in.TriggerTime}
 	byKey := map[string][]*discoveryv1.EndpointSlice{}
 	for _, s := range existing {
 		// A slice controlled by something else (an earlier Service of the same name,
@@ -132,10 +138,11 @@ func (p *planner) reuseDeleted() {
 }
 
 type planner struct {
-	svc    *v1alpha1.Service
-	max    int
-	labels map[string]string
-	plan   Plan
+	svc     *v1alpha1.Service
+	max     int
+	labels  map[string]string
+	trigger time.Time
+	plan    Plan
 }
 
 // sliceState is an existing slice while its endpoints are being placed.
@@ -241,7 +248,7 @@ func (p *planner) placeholder(at discoveryv1.AddressType, byKey map[string][]*di
 }
 
 func (p *planner) create(g *group, eps []discoveryv1.Endpoint) {
-	p.plan.Create = append(p.plan.Create, &discoveryv1.EndpointSlice{
+	s := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
 			GenerateName:    p.svc.Name + "-",
 			Namespace:       p.svc.Namespace,
@@ -251,7 +258,21 @@ func (p *planner) create(g *group, eps []discoveryv1.Endpoint) {
 		AddressType: g.addressType,
 		Endpoints:   slices.Clone(eps),
 		Ports:       g.ports,
-	})
+	}
+	p.stamp(s)
+	p.plan.Create = append(p.plan.Create, s)
+}
+
+// stamp sets or clears the trigger time annotation of a slice being written.
+func (p *planner) stamp(s *discoveryv1.EndpointSlice) {
+	if p.trigger.IsZero() {
+		delete(s.Annotations, corev1.EndpointsLastChangeTriggerTime)
+		return
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[corev1.EndpointsLastChangeTriggerTime] = p.trigger.UTC().Format(time.RFC3339Nano)
 }
 
 func (p *planner) update(s *discoveryv1.EndpointSlice, eps []discoveryv1.Endpoint, ports []discoveryv1.EndpointPort) {
@@ -267,6 +288,7 @@ func (p *planner) update(s *discoveryv1.EndpointSlice, eps []discoveryv1.Endpoin
 	}
 	u.Endpoints = eps
 	u.Ports = ports
+	p.stamp(u)
 	p.plan.Update = append(p.plan.Update, u)
 }
 

@@ -898,9 +898,8 @@ func TestRandomWalk(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// Known bugs. Each test states the input, what is expected and what the code does.
-// They are skipped so that the suite stays green until the code is fixed; remove the
-// t.Skip line to reproduce.
+// Regression tests for bugs found while writing these tests. Each states the input,
+// what is expected and what the code once did instead.
 
 // BUG: a slice carrying a controller reference to another object (typically the
 // previous incarnation of a Service deleted and recreated under the same name, whose

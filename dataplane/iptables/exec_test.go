@@ -20,6 +20,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
@@ -35,11 +36,12 @@ var variants = []string{"", "nft", "legacy"}
 
 // testNetns creates a network namespace for the test and returns an Exec that runs
 // the variant's iptables tools inside it. The test is skipped where it cannot be
-// done: not root, or no ip or iptables tools of that variant.
+// done: not root, or no ip or iptables tools of that variant; on CI (CI=true),
+// where .ci/run installs all of them and runs as root, it fails instead.
 func testNetns(t testing.TB, variant string) *Exec {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
+		skipOrFail(t, "needs root to create a network namespace")
 	}
 	e := &Exec{Variant: variant}
 	tools := []string{"ip"}
@@ -48,14 +50,14 @@ func testNetns(t testing.TB, variant string) *Exec {
 	}
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s: %v", tool, err)
+			skipOrFail(t, fmt.Sprintf("needs %s: %v", tool, err))
 		}
 	}
 	var suffix [4]byte
 	_, _ = rand.Read(suffix[:])
 	name := "svcp-test-" + hex.EncodeToString(suffix[:])
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace: %v: %s", err, out)
+		skipOrFail(t, fmt.Sprintf("cannot create a network namespace: %v: %s", err, out))
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
@@ -64,6 +66,15 @@ func testNetns(t testing.TB, variant string) *Exec {
 	})
 	e.Prefix = []string{"ip", "netns", "exec", name}
 	return e
+}
+
+// skipOrFail skips the test, or fails it on CI, where nothing may be skipped.
+func skipOrFail(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(reason)
+	}
+	t.Skip(reason)
 }
 
 var saveNoise = regexp.MustCompile(`(?m)^#.*\n|\[\d+:\d+\]`)

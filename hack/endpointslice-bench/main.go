@@ -203,8 +203,9 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		return err
 	}
 	if err := (&controllers.EndpointSliceReconciler{
-		Client: mgr.GetClient(), MaxEndpointsPerSlice: endpoints.DefaultMaxEndpointsPerSlice,
-		BatchPeriod: batchPeriod, MaxConcurrentReconciles: 5,
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("svcplane-endpointslice"),
+		MaxEndpointsPerSlice: endpoints.DefaultMaxEndpointsPerSlice,
+		BatchPeriod:          batchPeriod, MaxConcurrentReconciles: 5,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -109,6 +109,28 @@ func (c *Config) BindFlags(fs *flag.FlagSet, opts Options) {
 	fs.DurationVar(&c.LoadBalancerMaxRetryDelay, "load-balancer-max-retry-delay", 5*time.Minute, "Longest delay between retries of a failing load balancer call.")
 }
 
+// Validate checks the numeric settings, naming the flag at fault; the ranges and
+// the provider are checked where they are parsed.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(ok bool, flagName string, value any, want string) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("invalid --%s=%v: %s", flagName, value, want))
+		}
+	}
+	// kube-controller-manager's bounds for --max-endpoints-per-slice.
+	check(c.MaxEndpointsPerSlice >= 1 && c.MaxEndpointsPerSlice <= 1000, "max-endpoints-per-slice", c.MaxEndpointsPerSlice, "must be between 1 and 1000")
+	check(c.BatchPeriod >= 0, "endpointslice-updates-batch-period", c.BatchPeriod, "must not be negative")
+	check(c.RepairInterval >= 0, "repair-interval", c.RepairInterval, "must not be negative (0 disables the repair pass)")
+	check(c.ConcurrentServiceSyncs >= 1, "concurrent-service-syncs", c.ConcurrentServiceSyncs, "must be at least 1")
+	check(c.ConcurrentEndpointSyncs >= 1, "concurrent-service-endpoint-syncs", c.ConcurrentEndpointSyncs, "must be at least 1")
+	check(c.ConcurrentLoadBalancerSyncs >= 1, "concurrent-load-balancer-syncs", c.ConcurrentLoadBalancerSyncs, "must be at least 1")
+	check(c.LoadBalancerMinRetryDelay > 0, "load-balancer-min-retry-delay", c.LoadBalancerMinRetryDelay, "must be positive")
+	check(c.LoadBalancerMaxRetryDelay >= c.LoadBalancerMinRetryDelay, "load-balancer-max-retry-delay", c.LoadBalancerMaxRetryDelay,
+		fmt.Sprintf("must not be shorter than --load-balancer-min-retry-delay (%v)", c.LoadBalancerMinRetryDelay))
+	return errors.Join(errs...)
+}
+
 // Run defines the manager's flags on the process's command line, parses it, and
 // runs the manager until SIGTERM or SIGINT. A binary may define flags of its own
 // before calling it. Errors are logged before they are returned.
@@ -142,6 +164,9 @@ func Run(opts Options) error {
 // NewManager builds a manager on restCfg with every svcplane controller, configured
 // by cfg, and the load balancer providers of opts next to the built-in ippool.
 func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cidrs, err := allocation.ParseServiceCIDRs(cfg.ServiceCIDRs)
 	if err != nil {
 		return nil, fmt.Errorf("invalid --service-cluster-ip-range: %w", err)
@@ -198,6 +223,7 @@ func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, e
 	}
 	if err := (&controllers.EndpointSliceReconciler{
 		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("svcplane-endpointslice"),
 		MaxEndpointsPerSlice:    cfg.MaxEndpointsPerSlice,
 		BatchPeriod:             cfg.BatchPeriod,
 		MaxConcurrentReconciles: cfg.ConcurrentEndpointSyncs,

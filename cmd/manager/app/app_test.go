@@ -125,6 +125,9 @@ func TestFlags(t *testing.T) {
 func TestNewManagerRejectsBadConfiguration(t *testing.T) {
 	var c Config
 	c.BindFlags(flag.NewFlagSet("manager", flag.ContinueOnError), Options{})
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the defaults do not validate: %v", err)
+	}
 	tests := []struct {
 		name    string
 		mutate  func(*Config)
@@ -132,6 +135,12 @@ func TestNewManagerRejectsBadConfiguration(t *testing.T) {
 	}{
 		{name: "service CIDR", mutate: func(c *Config) { c.ServiceCIDRs = "10.0.0.0/8" }, wantErr: "specified --service-cluster-ip-range is too large"},
 		{name: "provider", mutate: func(c *Config) { c.LoadBalancerProvider = "cloud" }, wantErr: "invalid --load-balancer-provider"},
+		{name: "no endpoints per slice", mutate: func(c *Config) { c.MaxEndpointsPerSlice = 0 }, wantErr: "invalid --max-endpoints-per-slice=0: must be between 1 and 1000"},
+		{name: "too many endpoints per slice", mutate: func(c *Config) { c.MaxEndpointsPerSlice = 1001 }, wantErr: "invalid --max-endpoints-per-slice=1001"},
+		{name: "negative batch period", mutate: func(c *Config) { c.BatchPeriod = -time.Second }, wantErr: "invalid --endpointslice-updates-batch-period=-1s"},
+		{name: "negative repair interval", mutate: func(c *Config) { c.RepairInterval = -time.Minute }, wantErr: "invalid --repair-interval=-1m0s"},
+		{name: "no workers", mutate: func(c *Config) { c.ConcurrentEndpointSyncs = 0 }, wantErr: "invalid --concurrent-service-endpoint-syncs=0"},
+		{name: "retry delays", mutate: func(c *Config) { c.LoadBalancerMaxRetryDelay = time.Second }, wantErr: "invalid --load-balancer-max-retry-delay=1s: must not be shorter than --load-balancer-min-retry-delay (5s)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

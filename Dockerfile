@@ -24,11 +24,12 @@ FROM builder AS build-agent
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -a -o agent ./cmd/agent
 
 # The agent programs the node with iptables-restore, so its image needs a distribution's
-# iptables; Debian's defaults to the nf_tables backend, as current nodes do. It runs as
+# iptables (Debian's defaults to the nf_tables backend, as current nodes do), and clears
+# stale UDP flows with the conntrack CLI. It runs as
 # root with NET_ADMIN and NET_RAW (config/agent).
 FROM debian:trixie-slim AS agent
 RUN apt-get update \
-	&& apt-get install -y --no-install-recommends iptables \
+	&& apt-get install -y --no-install-recommends iptables conntrack \
 	&& rm -rf /var/lib/apt/lists/*
 COPY --from=build-agent /workspace/agent /agent
 ENTRYPOINT ["/agent"]

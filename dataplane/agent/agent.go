@@ -130,6 +130,14 @@ func New(restCfg *rest.Config, opts Options) (*Agent, error) {
 	if a.metrics, err = newMetrics(opts.Registry); err != nil {
 		return nil, err
 	}
+	// A backend with metrics of its own (conntrack.Backend's counts) shows them
+	// beside the agent's.
+	if c, ok := opts.Backend.(prometheus.Collector); ok {
+		var are prometheus.AlreadyRegisteredError
+		if err := opts.Registry.Register(c); err != nil && !errors.As(err, &are) {
+			return nil, err
+		}
+	}
 	if a.runner, err = dataplane.NewRunner(a.sync, opts.Runner); err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/svcplane/svcplane/dataplane"
+	"github.com/svcplane/svcplane/dataplane/conntrack"
 	"github.com/svcplane/svcplane/dataplane/iptables"
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -40,7 +41,8 @@ const (
 var Modes = []string{ModeIPTables, ModeIPVS, ModeNFTables}
 
 // NewBackend returns the backend of mode, programming the IP families the node
-// supports: IPv4, and IPv6 when ip6tables can read its nat table. The agent and
+// supports: IPv4, and IPv6 when ip6tables can read its nat table, and clearing
+// stale UDP conntrack entries after each sync (see withConntrack). The agent and
 // `agent --cleanup` build their backend here, so both handle the same families.
 func NewBackend(ctx context.Context, mode string) (dataplane.Backend, error) {
 	switch mode {
@@ -50,11 +52,30 @@ func NewBackend(ctx context.Context, mode string) (dataplane.Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		return iptables.New(iptables.Options{Executor: exec, Families: families})
+		b, err := iptables.New(iptables.Options{Executor: exec, Families: families})
+		if err != nil {
+			return nil, err
+		}
+		return withConntrack(ctx, b), nil
 	case ModeIPVS, ModeNFTables:
 		return nil, fmt.Errorf("--mode=%s is not implemented yet; use --mode=%s", mode, ModeIPTables)
 	}
 	return nil, fmt.Errorf("unknown --mode %q; one of %s", mode, strings.Join(Modes, ", "))
+}
+
+// withConntrack wraps b so that the conntrack entries of UDP flows to endpoints
+// that went away are cleared after each sync, as kube-proxy clears them; there is
+// no flag to turn that off, as kube-proxy has none. A node without the conntrack
+// CLI (conntrack-tools) is still programmed, with one log line: stale flows then
+// last until they expire.
+func withConntrack(ctx context.Context, b dataplane.Backend) dataplane.Backend {
+	exec := &conntrack.Exec{}
+	if _, err := exec.Version(ctx); err != nil {
+		logf.FromContext(ctx).Info("stale UDP conntrack entries will not be cleared: the conntrack CLI does not work on this node; install conntrack-tools",
+			"error", err.Error())
+		return b
+	}
+	return conntrack.NewBackend(b, exec)
 }
 
 // iptablesFamilies returns the families whose iptables tools work. IPv4 must: a

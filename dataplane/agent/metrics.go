@@ -99,6 +99,14 @@ func (m *metrics) observeSync(b dataplane.Backend, start, end time.Time, err err
 // bytesWritten returns how much the backend's sync of family that started at or
 // after since wrote, for the backends that say.
 func bytesWritten(b dataplane.Backend, family model.Family, since time.Time) (int, bool) {
+	// Look through decorators (conntrack.Backend) for the backend that wrote.
+	for {
+		w, ok := b.(interface{ Unwrap() dataplane.Backend })
+		if !ok {
+			break
+		}
+		b = w.Unwrap()
+	}
 	switch b := b.(type) {
 	case *iptables.Backend:
 		st := b.LastSync(family)

@@ -20,7 +20,7 @@ limitations under the License.
 // control plane, the manager and the agent running inside the node's namespace
 // (package cluster).
 //
-// It needs root, ip and iptables, and the control plane binaries (`make
+// It needs root, ip, iptables and conntrack, and the control plane binaries (`make
 // controlplane`); without them it skips, except on CI (CI=true), where that is a
 // failure. Run it alone with `make test-e2e`.
 package e2e

@@ -16,8 +16,8 @@ limitations under the License.
 
 // Package world builds a small network out of Linux network namespaces for the
 // real-kernel end-to-end test and `make demo`: one node, pods joined to it by veth
-// pairs, each running an HTTP server that answers with its own name, and a client
-// outside the node. Everything it creates is named with a prefix and the creating
+// pairs, each running an HTTP server and a UDP server (on the same port) that
+// answer with its own name, and a client outside the node. Everything it creates is named with a prefix and the creating
 // process's ID, so that what a crashed run left behind is found and removed by the
 // next one, and nothing it sends leaves its namespaces.
 //

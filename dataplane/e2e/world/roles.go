@@ -74,14 +74,21 @@ func Main() {
 	os.Exit(2)
 }
 
-// serve answers every request with name, on ServerPort of every address of the
-// pod, and says so on stdout once it listens.
+// serve answers every HTTP request and every UDP datagram with name, on
+// ServerPort (TCP and UDP) of every address of the pod, and says so on stdout once
+// it listens.
 func serve(name string) int {
 	ln, err := net.Listen("tcp", ":"+strconv.Itoa(ServerPort))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	pc, err := net.ListenPacket("udp", ":"+strconv.Itoa(ServerPort))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	go echoName(pc, name)
 	fmt.Println(serverReady)
 	srv := &http.Server{
 		ReadHeaderTimeout: RequestTimeout,
@@ -91,6 +98,21 @@ func serve(name string) int {
 	}
 	fmt.Fprintln(os.Stderr, srv.Serve(ln))
 	return 1
+}
+
+// echoName answers every datagram pc receives with name, until pc fails.
+func echoName(pc net.PacketConn, name string) {
+	buf := make([]byte, 1500)
+	for {
+		_, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return
+		}
+		if _, err := pc.WriteTo([]byte(name), from); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}
 }
 
 // get prints the answers of n requests to url, one a line, and stops at the

@@ -33,7 +33,7 @@ import (
 
 // Fixed addresses and names of the world; see the package documentation.
 const (
-	// ServerPort is the port every pod's server listens on.
+	// ServerPort is the port every pod's servers listen on, TCP (HTTP) and UDP.
 	ServerPort = 8080
 
 	uplinkName = "uplink" // the node's interface towards the client

@@ -1,0 +1,150 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package conntrack
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/svcplane/svcplane/dataplane/model"
+)
+
+// Entry is one conntrack entry: as much of one as a Filter can select.
+type Entry struct {
+	Family   model.Family
+	Protocol model.Protocol
+	// Src and Dst are the original direction's source and destination.
+	Src, Dst netip.AddrPort
+	// DNAT is where the destination was rewritten to; the zero AddrPort when it
+	// was not.
+	DNAT netip.AddrPort
+}
+
+// String returns the entry in conntrack -L's syntax, without timeout, state and
+// mark: "udp 17 src=... dst=... sport=... dport=... src=... dst=... sport=...
+// dport=...", the second tuple being the expected reply.
+func (e Entry) String() string {
+	reply := e.Dst
+	if e.DNAT.IsValid() {
+		reply = e.DNAT
+	}
+	proto := map[model.Protocol]string{model.TCP: "tcp      6", model.UDP: "udp      17", model.SCTP: "sctp     132"}[e.Protocol]
+	return fmt.Sprintf("%s src=%s dst=%s sport=%d dport=%d src=%s dst=%s sport=%d dport=%d", proto,
+		e.Src.Addr(), e.Dst.Addr(), e.Src.Port(), e.Dst.Port(),
+		reply.Addr(), e.Src.Addr(), reply.Port(), e.Src.Port())
+}
+
+// Fake is a conntrack table in memory. Its Delete selects entries as conntrack -D
+// does and refuses what conntrack refuses: a filter without a known protocol and
+// addresses of another family than the filter's.
+type Fake struct {
+	mu      sync.Mutex
+	entries []Entry
+	calls   []Filter
+	// Err, when set, makes every Delete fail without deleting anything, like a
+	// conntrack that cannot reach the kernel.
+	Err error
+}
+
+var _ Executor = &Fake{}
+
+// NewFake returns a Fake holding entries.
+func NewFake(entries ...Entry) *Fake {
+	return &Fake{entries: entries}
+}
+
+// Add adds entries to the table.
+func (f *Fake) Add(entries ...Entry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entries = append(f.entries, entries...)
+}
+
+// Delete deletes the entries flt selects.
+func (f *Fake) Delete(_ context.Context, flt Filter) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, flt)
+	if f.Err != nil {
+		return 0, f.Err
+	}
+	switch flt.Protocol {
+	case model.TCP, model.UDP, model.SCTP:
+	default:
+		return 0, fmt.Errorf("conntrack: unknown protocol %q", flt.Protocol)
+	}
+	if flt.Family != model.IPv4 && flt.Family != model.IPv6 {
+		return 0, fmt.Errorf("conntrack: unknown family %v", flt.Family)
+	}
+	for _, addr := range []netip.Addr{flt.Dst, flt.DNAT} {
+		if addr.IsValid() && model.FamilyOf(addr) != flt.Family {
+			return 0, fmt.Errorf("conntrack: mismatched address family: %s in a %v filter", addr, flt.Family)
+		}
+	}
+	kept := f.entries[:0]
+	n := 0
+	for _, e := range f.entries {
+		if matches(flt, e) {
+			n++
+			continue
+		}
+		kept = append(kept, e)
+	}
+	f.entries = kept
+	return n, nil
+}
+
+func matches(flt Filter, e Entry) bool {
+	switch {
+	case e.Family != flt.Family, e.Protocol != flt.Protocol:
+		return false
+	case flt.Dst.IsValid() && e.Dst.Addr() != flt.Dst:
+		return false
+	case flt.Port != 0 && e.Dst.Port() != flt.Port:
+		return false
+	case flt.DNAT.IsValid() && (!e.DNAT.IsValid() || e.DNAT.Addr() != flt.DNAT):
+		return false
+	}
+	return true
+}
+
+// Entries returns the entries left in the table.
+func (f *Fake) Entries() []Entry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Entry(nil), f.entries...)
+}
+
+// Calls returns the filter of every Delete so far, in order, failed ones included.
+func (f *Fake) Calls() []Filter {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Filter(nil), f.calls...)
+}
+
+// Dump returns the table in conntrack -L's syntax, one entry a line.
+func (f *Fake) Dump() string {
+	var b strings.Builder
+	for _, e := range f.Entries() {
+		b.WriteString(e.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}

@@ -1,0 +1,234 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+// Addresses as in e2e_test.go. The UDP Service selects pod-a and pod-b (labelled
+// for it by the test); the client is this process, in the node's namespace,
+// sending to the Service's cluster IP. This file sorts before e2e_test.go, so
+// its tests run before TestCleanupRemovesEverything stops the agent.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/dataplane/e2e/world"
+)
+
+// udpLabel marks the pods the UDP Service selects.
+const udpLabel = "e2e.svcplane.io/udp"
+
+// TestUDPFlowLeavesUnreadyPod is the DNS resolver's case: one socket keeps sending
+// to a UDP Service from the same port, so conntrack keeps the first DNAT decision
+// for as long as it sends. When the pod it reaches turns unready, the agent must
+// delete that entry, or the client keeps talking to the pod the rules no longer
+// choose.
+func TestUDPFlowLeavesUnreadyPod(t *testing.T) {
+	requireWorld(t)
+	requireConntrack(t)
+	ctx := t.Context()
+	udpPods := []string{"pod-a", "pod-b"}
+	for _, name := range udpPods {
+		labelPod(t, name)
+	}
+	svc := &v1alpha1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "udp-echo", Namespace: cl.Namespace},
+		Spec: v1alpha1.ServiceSpec{
+			Selector: map[string]string{udpLabel: "true"},
+			Ports: []v1alpha1.ServicePort{{
+				Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(world.ServerPort),
+			}},
+		},
+	}
+	svc = create(t, svc)
+	addr := net.JoinHostPort(svc.Status.ClusterIP, "53")
+
+	// Until the rules are in place, datagrams go wherever the routing table sends
+	// them, and each makes a conntrack entry: wait with a new socket each time.
+	eventually(t, programmed, func() error {
+		_, err := askOnce(addr)
+		return err
+	})
+
+	conn, err := net.Dial("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	first, err := ask(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(udpPods, first) {
+		t.Fatalf("%s answered from %s, want one of %v", first, addr, udpPods)
+	}
+	other := udpPods[0]
+	if other == first {
+		other = udpPods[1]
+	}
+	// The socket stays on its pod: conntrack keeps the flow's DNAT.
+	for range 10 {
+		if got, err := ask(conn); err != nil || got != first {
+			t.Fatalf("the same socket was answered by %q (%v) after %s", got, err, first)
+		}
+	}
+	firstPod, _ := w.Pod(first)
+	if n := udpEntries(t, svc.Status.ClusterIP, firstPod.IP.String()); n == 0 {
+		t.Fatalf("no conntrack entry from %s to %s", addr, first)
+	}
+
+	if err := cl.SetPodReady(ctx, first, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cl.SetPodReady(context.Background(), first, true); err != nil {
+			t.Error(err)
+		}
+	})
+	turned := time.Now()
+	eventually(t, unreadyWithin, func() error {
+		got, err := ask(conn)
+		if err != nil {
+			return err
+		}
+		if got != other {
+			return fmt.Errorf("the socket is still answered by %s", got)
+		}
+		return nil
+	})
+	t.Logf("the socket's flow left %s %v after it turned unready", first, time.Since(turned).Round(10*time.Millisecond))
+	for range 10 {
+		if got, err := ask(conn); err != nil || got != other {
+			t.Fatalf("after moving to %s, the socket was answered by %q (%v)", other, got, err)
+		}
+	}
+	if n := udpEntries(t, svc.Status.ClusterIP, firstPod.IP.String()); n != 0 {
+		t.Errorf("%d conntrack entries from %s to %s remain", n, addr, first)
+	}
+
+	// Ready again, the pod gets new flows again (and the next tests find every
+	// pod ready).
+	if err := cl.SetPodReady(ctx, first, true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, unreadyWithin, func() error {
+		for range 30 {
+			if got, err := askOnce(addr); err == nil && got == first {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s gets no new flows", first)
+	})
+}
+
+// askTimeout bounds the wait for each answer.
+const askTimeout = 500 * time.Millisecond
+
+// ask sends a datagram on conn and returns the answer: the name of the pod that
+// got it.
+func ask(conn net.Conn) (string, error) {
+	if err := conn.SetDeadline(time.Now().Add(askTimeout)); err != nil {
+		return "", err
+	}
+	if _, err := conn.Write([]byte("who")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 512)
+	n, err := conn.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// askOnce asks from a new socket: a new flow, a new choice of endpoint.
+func askOnce(addr string) (string, error) {
+	conn, err := net.Dial("udp4", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return ask(conn)
+}
+
+// udpEntries returns how many conntrack entries of this (the node's) namespace
+// go from anywhere to clusterIP:53 and were DNATed to endpoint.
+func udpEntries(t *testing.T, clusterIP, endpoint string) int {
+	t.Helper()
+	out, err := exec.Command("conntrack", "-L", "-p", "udp", "--orig-dst", clusterIP, "--orig-port-dst", "53", "--dst-nat", endpoint).CombinedOutput()
+	if err != nil {
+		t.Fatalf("conntrack -L: %v: %s", err, out)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "udp ") {
+			n++
+		}
+	}
+	return n
+}
+
+// labelPod adds udpLabel to the pod named name until the test ends.
+func labelPod(t *testing.T, name string) {
+	t.Helper()
+	set := func(ctx context.Context, on bool) error {
+		var pod corev1.Pod
+		if err := cl.Client.Get(ctx, client.ObjectKey{Namespace: cl.Namespace, Name: name}, &pod); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(pod.DeepCopy())
+		if on {
+			pod.Labels[udpLabel] = "true"
+		} else {
+			delete(pod.Labels, udpLabel)
+		}
+		return cl.Client.Patch(ctx, &pod, patch)
+	}
+	if err := set(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := set(context.Background(), false); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// requireConntrack skips the test without the conntrack CLI, and fails it on CI.
+func requireConntrack(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("conntrack"); err == nil {
+		return
+	}
+	msg := "needs conntrack on PATH (apt-get install conntrack)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}

@@ -35,14 +35,17 @@ import (
 
 func main() {
 	var (
-		opts         agent.Options
-		mode         string
-		clusterCIDRs string
-		cleanup      bool
+		opts              agent.Options
+		backendOpts       agent.BackendOptions
+		clusterCIDRs      string
+		nodePortAddresses string
+		cleanup           bool
 	)
 	flag.StringVar(&opts.NodeName, "node-name", os.Getenv("NODE_NAME"), "The name of the Node this agent runs on (default $NODE_NAME).")
-	flag.StringVar(&mode, "mode", agent.ModeIPTables, "Which backend programs the node: iptables (ipvs and nftables are not implemented yet).")
+	flag.StringVar(&backendOpts.Mode, "mode", agent.ModeIPTables, "Which backend programs the node: iptables (ipvs and nftables are not implemented yet).")
+	flag.StringVar(&backendOpts.IPTablesVariant, "iptables-variant", agent.VariantAuto, "Which iptables tools the iptables mode runs: auto (the variant kubelet's and the node's other rules are in), system (whatever iptables points to), nft or legacy.")
 	flag.StringVar(&clusterCIDRs, "cluster-cidr", "", "The pod network, one CIDR per family, comma-separated. Traffic to a cluster IP from outside it is masqueraded.")
+	flag.StringVar(&nodePortAddresses, "nodeport-addresses", "", "Node ports answer only on the node's addresses inside these CIDRs, comma-separated (e.g. 10.0.0.0/8,fd00::/64); a family with none, or with 0.0.0.0/0 or ::/0, answers on every local address. Empty: every address.")
 	flag.BoolVar(&opts.Config.MasqueradeAll, "masquerade-all", false, "Masquerade all traffic sent to cluster IPs.")
 	flag.DurationVar(&opts.Runner.MinSyncPeriod, "min-sync-period", dataplane.DefaultMinSyncPeriod, "The least time between two syncs; changes arriving faster are applied together.")
 	flag.DurationVar(&opts.Runner.SyncPeriod, "sync-period", dataplane.DefaultSyncPeriod, "The most time between two syncs, even when nothing changed.")
@@ -58,21 +61,25 @@ func main() {
 	log := ctrl.Log.WithName("agent")
 	ctx := ctrl.LoggerInto(ctrl.SetupSignalHandler(), log)
 
-	backend, err := agent.NewBackend(ctx, mode)
+	if cleanup {
+		if err := agent.Cleanup(ctx, backendOpts); err != nil {
+			log.Error(err, "cleanup failed")
+			os.Exit(1)
+		}
+		log.Info("removed everything svcplane installed", "mode", backendOpts.Mode)
+		return
+	}
+	backend, err := agent.NewBackendWith(ctx, backendOpts)
 	if err != nil {
 		log.Error(err, "unable to set up the backend")
 		os.Exit(1)
 	}
-	if cleanup {
-		if err := backend.Cleanup(ctx); err != nil {
-			log.Error(err, "cleanup failed")
-			os.Exit(1)
-		}
-		log.Info("removed everything svcplane installed", "mode", mode)
-		return
-	}
 
 	if opts.Config.ClusterCIDRs, err = agent.ParseClusterCIDRs(clusterCIDRs); err != nil {
+		log.Error(err, "invalid flags")
+		os.Exit(1)
+	}
+	if opts.Config.NodePortAddresses, err = agent.ParseNodePortAddresses(nodePortAddresses); err != nil {
 		log.Error(err, "invalid flags")
 		os.Exit(1)
 	}
@@ -91,7 +98,8 @@ func main() {
 		log.Error(err, "unable to set up the agent")
 		os.Exit(1)
 	}
-	log.Info("starting agent", "node", opts.NodeName, "mode", mode, "clusterCIDRs", clusterCIDRs)
+	log.Info("starting agent", "node", opts.NodeName, "mode", backendOpts.Mode, "clusterCIDRs", clusterCIDRs,
+		"nodePortAddresses", nodePortAddresses)
 	if err := a.Run(ctx); err != nil {
 		log.Error(err, "agent stopped with an error")
 		os.Exit(1)

@@ -25,6 +25,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
@@ -90,6 +91,10 @@ type Agent struct {
 	hc      *healthcheck.Server
 	metrics *metrics
 	changes changeLog
+
+	// lastHealthCheckErr is the text of the last error hc.Sync returned, ""
+	// when it succeeded; only sync touches it.
+	lastHealthCheckErr string
 
 	cache cache.Cache
 }
@@ -316,10 +321,27 @@ func (a *Agent) sync(ctx context.Context, full bool) error {
 		a.metrics.programmingLatency.Observe(max(0, end.Sub(t).Seconds()))
 	}
 	// The health check node ports report on the endpoints the rules now use.
-	if err := a.hc.Sync(healthcheck.FromState(st)); err != nil {
-		log.Error(err, "serving health check node ports")
-	}
+	a.reportHealthCheckErr(log, a.hc.Sync(healthcheck.FromState(st)))
 	log.V(1).Info("synced", "full", full, "duration", end.Sub(start),
 		"servicePorts", len(st.IPv4.ServicePorts)+len(st.IPv6.ServicePorts))
 	return nil
+}
+
+// reportHealthCheckErr logs err, what the health check node ports' Sync returned,
+// when it differs from the last one: a port another process holds fails every
+// sync, once a second at most, and one line says as much as a thousand.
+func (a *Agent) reportHealthCheckErr(log logr.Logger, err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg == a.lastHealthCheckErr {
+		return
+	}
+	a.lastHealthCheckErr = msg
+	if err != nil {
+		log.Error(err, "serving health check node ports; retried on every sync, logged again when it changes")
+		return
+	}
+	log.Info("serving every health check node port again")
 }

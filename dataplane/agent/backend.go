@@ -17,9 +17,10 @@ limitations under the License.
 package agent
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -40,14 +41,34 @@ const (
 // Modes lists every mode --mode accepts.
 var Modes = []string{ModeIPTables, ModeIPVS, ModeNFTables}
 
-// NewBackend returns the backend of mode, programming the IP families the node
-// supports: IPv4, and IPv6 when ip6tables can read its nat table, and clearing
-// stale UDP conntrack entries after each sync (see withConntrack). The agent and
-// `agent --cleanup` build their backend here, so both handle the same families.
+// BackendOptions chooses the backend NewBackendWith builds.
+type BackendOptions struct {
+	// Mode is one of Modes.
+	Mode string
+	// IPTablesVariant is one of IPTablesVariants: which iptables tools the
+	// iptables mode runs. Empty is VariantAuto.
+	IPTablesVariant string
+}
+
+// NewBackend returns the backend of mode with the iptables variant detected, as
+// NewBackendWith does.
 func NewBackend(ctx context.Context, mode string) (dataplane.Backend, error) {
-	switch mode {
+	return NewBackendWith(ctx, BackendOptions{Mode: mode})
+}
+
+// NewBackendWith returns the backend opts ask for, programming the IP families the
+// node supports: IPv4, and IPv6 when ip6tables can read its nat table, and clearing
+// stale UDP conntrack entries after each sync (see withConntrack). The agent and
+// `agent --cleanup` build their backend here, so both handle the same families and
+// the same iptables variant.
+func NewBackendWith(ctx context.Context, opts BackendOptions) (dataplane.Backend, error) {
+	switch opts.Mode {
 	case ModeIPTables:
-		exec := &iptables.Exec{}
+		variant, err := chooseVariant(ctx, opts.IPTablesVariant, runVariantSave)
+		if err != nil {
+			return nil, err
+		}
+		exec := &iptables.Exec{Variant: variant}
 		families, err := iptablesFamilies(ctx, exec)
 		if err != nil {
 			return nil, err
@@ -58,9 +79,69 @@ func NewBackend(ctx context.Context, mode string) (dataplane.Backend, error) {
 		}
 		return withConntrack(ctx, b), nil
 	case ModeIPVS, ModeNFTables:
-		return nil, fmt.Errorf("--mode=%s is not implemented yet; use --mode=%s", mode, ModeIPTables)
+		return nil, fmt.Errorf("--mode=%s is not implemented yet; use --mode=%s", opts.Mode, ModeIPTables)
 	}
-	return nil, fmt.Errorf("unknown --mode %q; one of %s", mode, strings.Join(Modes, ", "))
+	return nil, fmt.Errorf("unknown --mode %q; one of %s", opts.Mode, strings.Join(Modes, ", "))
+}
+
+// Cleanup removes everything svcplane's agents installed with the backend opts
+// ask for. With the iptables variant left to VariantAuto it cleans each variant
+// that holds svcplane's chains, since an agent may have written to either before
+// the node's rules moved: `agent --cleanup` leaves nothing behind. A variant
+// without them is not touched, not even read table by table, which with the
+// legacy tools would load kernel modules the node does not use.
+func Cleanup(ctx context.Context, opts BackendOptions) error {
+	if opts.Mode != ModeIPTables || (opts.IPTablesVariant != "" && opts.IPTablesVariant != VariantAuto) {
+		b, err := NewBackendWith(ctx, opts)
+		if err != nil {
+			return err
+		}
+		return b.Cleanup(ctx)
+	}
+	log := logf.FromContext(ctx)
+	var errs []error
+	worked := false
+	for _, variant := range []string{VariantNFT, VariantLegacy} {
+		ours, err := holdsOurChains(ctx, variant)
+		if err != nil {
+			log.Info("nothing to clean with iptables-"+variant+": its tools do not work", "error", err.Error())
+			continue
+		}
+		worked = true
+		if !ours {
+			continue
+		}
+		b, err := NewBackendWith(ctx, BackendOptions{Mode: opts.Mode, IPTablesVariant: variant})
+		if err == nil {
+			err = b.Cleanup(ctx)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("iptables-%s: %w", variant, err))
+		}
+	}
+	if !worked {
+		// Neither named variant runs: the system's tools are all there is.
+		b, err := NewBackendWith(ctx, BackendOptions{Mode: opts.Mode, IPTablesVariant: VariantSystem})
+		if err != nil {
+			return err
+		}
+		return b.Cleanup(ctx)
+	}
+	return errors.Join(errs...)
+}
+
+// holdsOurChains reports whether the rules of variant hold a chain of svcplane's,
+// in either family. It fails when variant's IPv4 tools do not work.
+func holdsOurChains(ctx context.Context, variant string) (bool, error) {
+	saved, err := runVariantSave(ctx, variant)
+	if err != nil {
+		return false, err
+	}
+	if bytes.Contains(saved, []byte(":"+iptables.ChainPrefix)) {
+		return true, nil
+	}
+	saved6, err := runSave(ctx, "ip6tables-"+variant+"-save")
+	return err == nil && bytes.Contains(saved6, []byte(":"+iptables.ChainPrefix)), nil
 }
 
 // withConntrack wraps b so that the conntrack entries of UDP flows to endpoints
@@ -92,25 +173,4 @@ func iptablesFamilies(ctx context.Context, exec iptables.Executor) ([]model.Fami
 		families = append(families, model.IPv6)
 	}
 	return families, nil
-}
-
-// ParseClusterCIDRs parses --cluster-cidr: comma-separated prefixes, at most one
-// per family. Empty means none.
-func ParseClusterCIDRs(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(part)
-		if err != nil {
-			return nil, fmt.Errorf("invalid --cluster-cidr %q: %w", part, err)
-		}
-		out = append(out, p.Masked())
-	}
-	if err := (model.Config{ClusterCIDRs: out}).Validate(); err != nil {
-		return nil, fmt.Errorf("invalid --cluster-cidr: %w", err)
-	}
-	return out, nil
 }

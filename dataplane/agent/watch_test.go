@@ -18,12 +18,14 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -137,6 +139,24 @@ func TestNewBackendModes(t *testing.T) {
 	} {
 		if _, err := NewBackend(context.Background(), mode); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("NewBackend(%q): error %v, want one containing %q", mode, err, want)
+		}
+	}
+}
+
+func TestHealthCheckErrorsAreLoggedWhenTheyChange(t *testing.T) {
+	var lines []string
+	log := funcr.New(func(_, args string) { lines = append(lines, args) }, funcr.Options{})
+	a := &Agent{}
+	held := errors.New("health check node port of ns/web: listen tcp :32000: bind: address already in use")
+	for _, err := range []error{nil, held, held, held, nil, nil, held, errors.New("another")} {
+		a.reportHealthCheckErr(log, err)
+	}
+	if len(lines) != 4 {
+		t.Fatalf("logged %d lines, want 4 (held, recovered, held, another):\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	for i, want := range []string{"address already in use", "serving every health check node port again", "address already in use", "another"} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("line %d = %s, want it to contain %q", i, lines[i], want)
 		}
 	}
 }

@@ -180,17 +180,8 @@ func writeJSON(w http.ResponseWriter, code int, body any) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// Serve serves handler on addr until ctx is done, then shuts it down. It returns
-// the error that stopped it, nil after ctx ended it.
-func Serve(ctx context.Context, addr string, handler http.Handler) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return ServeListener(ctx, ln, handler)
-}
-
-// ServeListener is Serve on a listener already open.
+// ServeListener serves handler on ln until ctx is done, then shuts it down. It
+// returns the error that stopped it, nil after ctx ended it.
 func ServeListener(ctx context.Context, ln net.Listener, handler http.Handler) error {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout}
 	errc := make(chan error, 1)

@@ -147,7 +147,10 @@ func servicePorts(svc *v1alpha1.Service, f Family, svcSlices []*discoveryv1.Endp
 	for _, sp := range svc.Spec.Ports {
 		proto := protocolOf(sp.Protocol)
 		port := port16(sp.Port)
-		if port == 0 {
+		// The CRD admits only TCP, UDP and SCTP and ports 1-65535; a port that
+		// got past it anyway (an older schema, a direct etcd write) is left out
+		// rather than failing the whole family's rules.
+		if port == 0 || !proto.Valid() {
 			continue
 		}
 		p := &ServicePort{

@@ -247,6 +247,15 @@ func TestBuildServicePorts(t *testing.T) {
 			ExternalTrafficPolicy:    PolicyLocal, InternalTrafficPolicy: PolicyCluster,
 		}},
 	}, {
+		name: "a port with a protocol the API does not know is left out, not the others",
+		services: []*v1alpha1.Service{service("web", func(s *v1alpha1.Service) {
+			s.Spec.Ports = append(s.Spec.Ports, v1alpha1.ServicePort{Name: "bad", Protocol: "ICMP", Port: 81})
+		})},
+		want: []*ServicePort{{
+			Name: web, Port: 80, ClusterIP: netip.MustParseAddr("10.96.0.10"),
+			ExternalTrafficPolicy: PolicyCluster, InternalTrafficPolicy: PolicyCluster,
+		}},
+	}, {
 		name: "a health check node port needs eTP Local",
 		services: []*v1alpha1.Service{service("web", svcType(corev1.ServiceTypeLoadBalancer), func(s *v1alpha1.Service) {
 			s.Status.HealthCheckNodePort = 32000

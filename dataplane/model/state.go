@@ -68,6 +68,11 @@ const (
 	SCTP Protocol = "SCTP"
 )
 
+// Valid reports whether p is one of the protocols a service port may use.
+func (p Protocol) Valid() bool {
+	return p == TCP || p == UDP || p == SCTP
+}
+
 // TrafficPolicy is how a service port picks endpoints for one kind of traffic.
 type TrafficPolicy string
 

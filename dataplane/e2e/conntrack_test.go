@@ -18,11 +18,9 @@ package e2e
 
 // Addresses as in e2e_test.go. The UDP Service selects pod-a and pod-b (labelled
 // for it by the test); the client is this process, in the node's namespace,
-// sending to the Service's cluster IP. This file sorts before e2e_test.go, so
-// its tests run before TestCleanupRemovesEverything stops the agent.
+// sending to the Service's cluster IP.
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -35,7 +33,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/dataplane/e2e/world"
@@ -55,7 +52,7 @@ func TestUDPFlowLeavesUnreadyPod(t *testing.T) {
 	ctx := t.Context()
 	udpPods := []string{"pod-a", "pod-b"}
 	for _, name := range udpPods {
-		labelPod(t, name)
+		labelPod(t, name, udpLabel)
 	}
 	svc := &v1alpha1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "udp-echo", Namespace: cl.Namespace},
@@ -103,14 +100,7 @@ func TestUDPFlowLeavesUnreadyPod(t *testing.T) {
 		t.Fatalf("no conntrack entry from %s to %s", addr, first)
 	}
 
-	if err := cl.SetPodReady(ctx, first, false); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := cl.SetPodReady(context.Background(), first, true); err != nil {
-			t.Error(err)
-		}
-	})
+	setPodReady(t, first, false)
 	turned := time.Now()
 	eventually(t, unreadyWithin, func() error {
 		got, err := ask(conn)
@@ -192,32 +182,6 @@ func udpEntries(t *testing.T, clusterIP, endpoint string) int {
 		}
 	}
 	return n
-}
-
-// labelPod adds udpLabel to the pod named name until the test ends.
-func labelPod(t *testing.T, name string) {
-	t.Helper()
-	set := func(ctx context.Context, on bool) error {
-		var pod corev1.Pod
-		if err := cl.Client.Get(ctx, client.ObjectKey{Namespace: cl.Namespace, Name: name}, &pod); err != nil {
-			return err
-		}
-		patch := client.MergeFrom(pod.DeepCopy())
-		if on {
-			pod.Labels[udpLabel] = "true"
-		} else {
-			delete(pod.Labels, udpLabel)
-		}
-		return cl.Client.Patch(ctx, &pod, patch)
-	}
-	if err := set(t.Context(), true); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := set(context.Background(), false); err != nil {
-			t.Error(err)
-		}
-	})
 }
 
 // requireConntrack skips the test without the conntrack CLI, and fails it on CI.

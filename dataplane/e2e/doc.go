@@ -18,7 +18,9 @@ limitations under the License.
 // node and pods reach Services through the rules the agent writes, in a world of
 // network namespaces the test builds and always removes (package world), with the
 // control plane, the manager and the agent running inside the node's namespace
-// (package cluster).
+// (package cluster). Once every test has run, TestMain checks that the agent's
+// cleanup removes every rule it wrote: that stops the agent, so it cannot be a
+// test that relies on running last.
 //
 // It needs root, ip, iptables and conntrack, and the control plane binaries (`make
 // controlplane`); without them it skips, except on CI (CI=true), where that is a

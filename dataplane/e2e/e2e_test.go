@@ -24,7 +24,9 @@ package e2e
 // TestMain runs twice. The first run (root, in the caller's namespace) builds the
 // world, starts the pods' servers and re-executes the test binary inside the node's
 // namespace; whatever happens, it then removes the world. The second run starts
-// the control plane, the manager and the agent there and runs the tests.
+// the control plane, the manager and the agent there, runs the tests and then
+// checks the agent's cleanup (checkCleanup), which stops the agent and so must
+// come after every test, whatever their order.
 
 import (
 	"context"
@@ -53,7 +55,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/dataplane/agent"
 	"github.com/svcplane/svcplane/dataplane/e2e/cluster"
 	"github.com/svcplane/svcplane/dataplane/e2e/world"
 )
@@ -160,6 +161,17 @@ func inner(m *testing.M) int {
 	}
 	fmt.Printf("svcplane up in the node namespace in %v\n", time.Since(start).Round(time.Millisecond))
 	code := m.Run()
+	// Last, once every test is done with the agent (and not when -list only
+	// listed the tests).
+	if list := flag.Lookup("test.list"); list == nil || list.Value.String() == "" {
+		if err := checkCleanup(ctx); err != nil {
+			// Not "--- FAIL:", which go test -json would take for a test's.
+			fmt.Fprintf(os.Stderr, "cleanup check after the tests: FAIL: %v\n", err)
+			code = max(code, 1)
+		} else {
+			fmt.Println("cleanup check after the tests: ok, the agent's cleanup removed every rule")
+		}
+	}
 	if err := cl.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping svcplane:", err)
 		code = max(code, 1)
@@ -243,17 +255,28 @@ func nodePortURL(svc *v1alpha1.Service) string {
 	return fmt.Sprintf("http://%s:%d/", world.NodeIP, svc.Status.Ports[0].NodePort)
 }
 
+// clientIPURL returns the URL on the same server as url (one of clusterURL or
+// nodePortURL) that answers with the address the pod saw the request come from.
+func clientIPURL(url string) string {
+	return strings.TrimSuffix(url, "/") + world.ClientIPPath
+}
+
 // eventually calls f until it succeeds, failing the test after timeout.
 func eventually(t *testing.T, timeout time.Duration, f func() error) {
 	t.Helper()
+	if err := poll(timeout, f); err != nil {
+		t.Fatalf("still failing after %v: %v", timeout, err)
+	}
+}
+
+// poll calls f until it succeeds and returns nil, or returns f's last error once
+// timeout has passed.
+func poll(timeout time.Duration, f func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still failing after %v: %v", timeout, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -273,11 +296,16 @@ func fromNetns(netns string) func(context.Context, string, int) ([]string, error
 
 func podNetns(t *testing.T, name string) string {
 	t.Helper()
+	return mustPod(t, name).Netns
+}
+
+func mustPod(t *testing.T, name string) world.Pod {
+	t.Helper()
 	p, ok := w.Pod(name)
 	if !ok {
 		t.Fatalf("no pod %s", name)
 	}
-	return p.Netns
+	return p
 }
 
 // waitServing waits until url answers through get.
@@ -314,11 +342,61 @@ func expectAllPodsAnswer(t *testing.T, get func(context.Context, string, int) ([
 
 func iptablesSave(t *testing.T, tool string) string {
 	t.Helper()
+	out, err := saveRules(tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// saveRules returns what tool (iptables-save or ip6tables-save) prints.
+func saveRules(tool string) (string, error) {
 	out, err := exec.Command(tool).CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s: %v: %s", tool, err, out)
+		return "", fmt.Errorf("%s: %w: %s", tool, err, out)
 	}
-	return string(out)
+	return string(out), nil
+}
+
+// labelPod adds label (with the value "true") to the pod named name until the
+// test ends, so that a Service selecting label selects it.
+func labelPod(t *testing.T, name, label string) {
+	t.Helper()
+	set := func(ctx context.Context, on bool) error {
+		var pod corev1.Pod
+		if err := cl.Client.Get(ctx, client.ObjectKey{Namespace: cl.Namespace, Name: name}, &pod); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(pod.DeepCopy())
+		if on {
+			pod.Labels[label] = "true"
+		} else {
+			delete(pod.Labels, label)
+		}
+		return cl.Client.Patch(ctx, &pod, patch)
+	}
+	if err := set(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := set(context.Background(), false); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// setPodReady sets the readiness of the pod named name until the test ends, when
+// the pod turns ready again.
+func setPodReady(t *testing.T, name string, ready bool) {
+	t.Helper()
+	if err := cl.SetPodReady(t.Context(), name, ready); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cl.SetPodReady(context.Background(), name, true); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 func TestClusterIPFromNode(t *testing.T) {
@@ -382,14 +460,7 @@ func TestUnreadyPodStopsReceivingTraffic(t *testing.T) {
 	expectAllPodsAnswer(t, fromNode, url)
 
 	ctx := t.Context()
-	if err := cl.SetPodReady(ctx, "pod-c", false); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := cl.SetPodReady(context.Background(), "pod-c", true); err != nil {
-			t.Error(err)
-		}
-	})
+	setPodReady(t, "pod-c", false)
 	turned := time.Now()
 	// pod-c is out once 30 requests in a row miss it (chance of missing it by
 	// luck while it is in: (2/3)^30, about 5*10^-6).
@@ -462,36 +533,7 @@ func TestHealthCheckNodePortAndAgentEndpoints(t *testing.T) {
 	svc.Spec.Type = corev1.ServiceTypeLoadBalancer
 	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	svc = create(t, svc)
-	eventually(t, programmed, func() error {
-		if err := cl.Client.Get(t.Context(), client.ObjectKeyFromObject(svc), svc); err != nil {
-			return err
-		}
-		if svc.Status.HealthCheckNodePort == 0 {
-			return errors.New("no health check node port yet")
-		}
-		return nil
-	})
-
-	// A load balancer probes the node from outside: from the client.
-	url := fmt.Sprintf("http://%s:%d/", world.NodeIP, svc.Status.HealthCheckNodePort)
-	var answers []string
-	eventually(t, programmed, func() error {
-		var err error
-		answers, err = w.Get(t.Context(), w.Client, url, 1)
-		return err
-	})
-	var body struct {
-		Service struct {
-			Namespace, Name string
-		}
-		LocalEndpoints int
-	}
-	if err := json.Unmarshal([]byte(answers[0]), &body); err != nil {
-		t.Fatalf("%s answered %q: %v", url, answers[0], err)
-	}
-	if body.Service.Namespace != svc.Namespace || body.Service.Name != svc.Name || body.LocalEndpoints != len(allPods) {
-		t.Errorf("%s answered %q, want %s/%s with %d local endpoints", url, answers[0], svc.Namespace, svc.Name, len(allPods))
-	}
+	expectHealthCheck(t, svc, http.StatusOK, len(allPods))
 	// externalTrafficPolicy Local keeps the client's address: every pod is local,
 	// so every pod answers.
 	expectAllPodsAnswer(t, fromNetns(w.Client), nodePortURL(svc))
@@ -522,6 +564,72 @@ func TestHealthCheckNodePortAndAgentEndpoints(t *testing.T) {
 	}
 }
 
+// TestHealthCheckNodePortWithoutLocalEndpoints is a load balancer's view of a node
+// with no ready endpoint of an externalTrafficPolicy Local Service: the health
+// check node port answers 503, so that the load balancer sends nothing there, until
+// a pod matches and is ready.
+func TestHealthCheckNodePortWithoutLocalEndpoints(t *testing.T) {
+	requireWorld(t)
+	// The Service selects the pods carrying label: none at first.
+	const label = "e2e.svcplane.io/health"
+	svc := webService("local-none")
+	svc.Spec.Type = corev1.ServiceTypeLoadBalancer
+	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	svc.Spec.Selector = map[string]string{label: "true"}
+	svc = create(t, svc)
+	expectHealthCheck(t, svc, http.StatusServiceUnavailable, 0)
+
+	labelPod(t, "pod-b", label)
+	expectHealthCheck(t, svc, http.StatusOK, 1)
+
+	setPodReady(t, "pod-b", false)
+	expectHealthCheck(t, svc, http.StatusServiceUnavailable, 0)
+
+	if err := cl.SetPodReady(t.Context(), "pod-b", true); err != nil {
+		t.Fatal(err)
+	}
+	expectHealthCheck(t, svc, http.StatusOK, 1)
+}
+
+// expectHealthCheck waits until the health check node port of svc, probed from
+// the client as a load balancer probes the node from outside, answers status
+// and reports localEndpoints.
+func expectHealthCheck(t *testing.T, svc *v1alpha1.Service, status, localEndpoints int) {
+	t.Helper()
+	ctx := t.Context()
+	eventually(t, programmed, func() error {
+		if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
+			return err
+		}
+		if svc.Status.HealthCheckNodePort == 0 {
+			return errors.New("no health check node port yet")
+		}
+		return nil
+	})
+	url := fmt.Sprintf("http://%s:%d/", world.NodeIP, svc.Status.HealthCheckNodePort)
+	eventually(t, programmed, func() error {
+		resp, err := w.Probe(ctx, w.Client, url)
+		if err != nil {
+			return err
+		}
+		var body struct {
+			Service struct {
+				Namespace string `json:"namespace"`
+				Name      string `json:"name"`
+			} `json:"service"`
+			LocalEndpoints int `json:"localEndpoints"`
+		}
+		if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
+			return fmt.Errorf("%s answered %d %q: %w", url, resp.Status, resp.Body, err)
+		}
+		if resp.Status != status || body.Service.Namespace != svc.Namespace || body.Service.Name != svc.Name || body.LocalEndpoints != localEndpoints {
+			return fmt.Errorf("%s answered %d %s, want %d for %s/%s with %d local endpoints",
+				url, resp.Status, resp.Body, status, svc.Namespace, svc.Name, localEndpoints)
+		}
+		return nil
+	})
+}
+
 func TestDeletingServiceRemovesItsRules(t *testing.T) {
 	requireWorld(t)
 	svc := create(t, webService("deleted"))
@@ -548,32 +656,4 @@ func TestDeletingServiceRemovesItsRules(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// TestCleanupRemovesEverything must run last: it stops the agent.
-func TestCleanupRemovesEverything(t *testing.T) {
-	requireWorld(t)
-	svc := create(t, webService("cleanup"))
-	waitServing(t, fromNode, clusterURL(svc))
-
-	if err := cl.StopAgent(); err != nil {
-		t.Fatal(err)
-	}
-	// What `agent --cleanup` runs.
-	backend, err := agent.NewBackend(t.Context(), agent.ModeIPTables)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := backend.Cleanup(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
-		if saved := iptablesSave(t, tool); strings.Contains(saved, "SVCP") || strings.Contains(saved, "svcplane") {
-			t.Errorf("%s after cleanup still shows svcplane's rules:\n%s", tool, saved)
-		}
-	}
-	// A second cleanup finds nothing to do.
-	if err := backend.Cleanup(t.Context()); err != nil {
-		t.Errorf("second cleanup: %v", err)
-	}
 }

@@ -17,9 +17,11 @@ limitations under the License.
 // Package world builds a small network out of Linux network namespaces for the
 // real-kernel end-to-end test and `make demo`: one node, pods joined to it by veth
 // pairs, each running an HTTP server and a UDP server (on the same port) that
-// answer with its own name, and a client outside the node. Everything it creates is named with a prefix and the creating
-// process's ID, so that what a crashed run left behind is found and removed by the
-// next one, and nothing it sends leaves its namespaces.
+// answer with its own name (the HTTP server answers ClientIPPath with the source
+// address it saw instead), and a client outside the node. Everything it creates is
+// named with a prefix and the creating process's ID, so that what a crashed run
+// left behind is found and removed by the next one, and nothing it sends leaves
+// its namespaces.
 //
 // Addresses (IPv4 only; reserved ranges):
 //
@@ -36,5 +38,7 @@ limitations under the License.
 // it. The client forwards nothing, so a packet no rule catches ends there.
 //
 // The harness binary plays the pods' servers and the clients itself: Main must be
-// the first thing its TestMain or main calls.
+// the first thing its TestMain or main calls. Get collects the answers of a pod's
+// server from inside any namespace; Probe returns one answer with its status code,
+// as a load balancer's health check sees it.
 package world

@@ -44,6 +44,7 @@ const (
 
 	roleServer = "server"
 	roleGet    = "get"
+	roleProbe  = "probe"
 
 	serverReady = "ready"
 
@@ -54,8 +55,13 @@ const (
 // ErrRefused is returned by Get when the connection was refused.
 var ErrRefused = errors.New("connection refused")
 
-// RequestTimeout bounds each request of Fetch and Get.
+// RequestTimeout bounds each request of Fetch, Get and Probe.
 const RequestTimeout = 2 * time.Second
+
+// ClientIPPath is the path on which a pod's HTTP server answers with the address
+// the request came from, as the pod saw it: the client's, or the one a rule
+// masqueraded it to. Every other path answers with the pod's name.
+const ClientIPPath = "/client-ip"
 
 // Main plays the part the environment gives this process, a pod's server or a
 // client, and exits; it returns at once when there is none. Call it first thing
@@ -69,12 +75,15 @@ func Main() {
 	case roleGet:
 		n, _ := strconv.Atoi(os.Getenv(envCount))
 		os.Exit(get(os.Getenv(envURL), max(n, 1)))
+	case roleProbe:
+		os.Exit(probe(os.Getenv(envURL)))
 	}
 	fmt.Fprintf(os.Stderr, "unknown %s %q\n", envRole, os.Getenv(envRole))
 	os.Exit(2)
 }
 
-// serve answers every HTTP request and every UDP datagram with name, on
+// serve answers every HTTP request and every UDP datagram with name, except
+// requests for ClientIPPath, which it answers with their source address, on
 // ServerPort (TCP and UDP) of every address of the pod, and says so on stdout once
 // it listens.
 func serve(name string) int {
@@ -90,12 +99,19 @@ func serve(name string) int {
 	}
 	go echoName(pc, name)
 	fmt.Println(serverReady)
-	srv := &http.Server{
-		ReadHeaderTimeout: RequestTimeout,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprintln(w, name)
-		}),
-	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, name)
+	})
+	mux.HandleFunc(ClientIPPath, func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, host)
+	})
+	srv := &http.Server{ReadHeaderTimeout: RequestTimeout, Handler: mux}
 	fmt.Fprintln(os.Stderr, srv.Serve(ln))
 	return 1
 }
@@ -137,10 +153,7 @@ func get(url string, n int) int {
 // answers, trimmed. It stops at the first error, which wraps syscall.ECONNREFUSED
 // for a refused connection.
 func Fetch(ctx context.Context, url string, n int) ([]string, error) {
-	client := &http.Client{
-		Timeout:   RequestTimeout,
-		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-	}
+	client := newHTTPClient()
 	var answers []string
 	for range n {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -193,6 +206,79 @@ func (w *World) Get(ctx context.Context, netns, url string, n int) ([]string, er
 		return answers, fmt.Errorf("GET %s from %s: %w: %s", url, netns, ErrRefused, msg)
 	}
 	return answers, fmt.Errorf("GET %s from %s: %w: %s", url, netns, err, msg)
+}
+
+// Response is the answer to one request, whatever its status.
+type Response struct {
+	// Status is the HTTP status code.
+	Status int
+	// Body is the body, trimmed.
+	Body string
+}
+
+// newHTTPClient returns a client that opens a new connection for every request,
+// straight to the address asked for.
+func newHTTPClient() *http.Client {
+	return &http.Client{
+		Timeout:   RequestTimeout,
+		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+	}
+}
+
+// Probe sends one GET request to url from this process's network namespace, as a
+// load balancer's health check does, and returns the answer whatever its status:
+// unlike Fetch, it is an error only when no answer came.
+func Probe(ctx context.Context, url string) (Response, error) {
+	client := newHTTPClient()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return Response{}, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return Response{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return Response{}, err
+	}
+	return Response{Status: resp.StatusCode, Body: strings.TrimSpace(string(body))}, nil
+}
+
+// probe prints the status code of a request to url on one line and its body
+// after it.
+func probe(url string) int {
+	resp, err := Probe(context.Background(), url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("%d\n%s\n", resp.Status, resp.Body)
+	return 0
+}
+
+// Probe is the package's Probe run inside netns, by this binary in its client
+// part.
+func (w *World) Probe(ctx context.Context, netns, url string) (Response, error) {
+	cmd, err := w.Command(netns, []string{envRole + "=" + roleProbe, envURL + "=" + url})
+	if err != nil {
+		return Response{}, err
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	timer := time.AfterFunc(5*RequestTimeout, func() { _ = cmd.Process.Kill() })
+	err = cmd.Run()
+	timer.Stop()
+	if err != nil {
+		return Response{}, fmt.Errorf("GET %s from %s: %w: %s", url, netns, err, strings.TrimSpace(stderr.String()))
+	}
+	code, body, _ := strings.Cut(stdout.String(), "\n")
+	status, err := strconv.Atoi(code)
+	if err != nil {
+		return Response{}, fmt.Errorf("GET %s from %s: no status code in %q", url, netns, stdout.String())
+	}
+	return Response{Status: status, Body: strings.TrimSpace(body)}, ctx.Err()
 }
 
 // Supervise runs cmd, forwarding SIGINT, SIGTERM and SIGHUP to it rather than

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/svcplane/svcplane/dataplane/model"
 )
 
@@ -53,6 +55,11 @@ type SyncStats struct {
 	// kernel's chains before a full sync counts in neither.
 	Start         time.Time
 	Render, Apply time.Duration
+	// Check is how long looking for the canaries took, which every sync that
+	// would be partial does first. Flushed are the tables whose canary was gone,
+	// which made the sync a full one (as does a failure to look).
+	Check   time.Duration
+	Flushed []Table
 	// PayloadBytes is the size of the iptables-restore payload.
 	PayloadBytes int
 	// ServicePorts is the number of service ports in the family; Written the
@@ -135,8 +142,20 @@ func (b *Backend) LastSync(family model.Family) SyncStats {
 // Sync implements dataplane.Backend. Each family is written with one
 // iptables-restore --noflush run holding the filter and nat tables. A full sync
 // also removes service chains it finds in the kernel but does not need (left by a
-// previous agent) and re-installs the hooks; a partial one trusts its record of
-// the last sync and writes only what changed.
+// previous agent), with any rule elsewhere that still jumps into one, and writes
+// the hooks and the canary chains. A partial one first lists the canaries
+// (iptables -S, one run per table): when one is gone, something flushed the table
+// since the last full sync (a firewall reload, iptables -F or -X) and the sync is
+// a full one, which puts everything back. Otherwise it trusts its record of the
+// last sync and writes only what changed.
+//
+// The hooks themselves are checked by full syncs only, as kube-proxy does: a
+// flush takes the canary with the hooks, but a hook deleted on its own stays
+// missing until the next full sync. Checking them on every partial sync would
+// cost about as much as the sync (BenchmarkApply): an iptables -C per hook is a
+// dozen more runs, each reading the whole table with iptables-legacy, and the same
+// checks as -C lines in the payload make iptables-nft-restore read every rule of
+// the nat table.
 func (b *Backend) Sync(ctx context.Context, desired *model.State) error {
 	if desired == nil {
 		// Level-triggered, a nil state would mean "no services" and wipe the
@@ -156,8 +175,24 @@ func (b *Backend) Sync(ctx context.Context, desired *model.State) error {
 
 func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View) (err error) {
 	fs := b.state[f]
+	log := logr.FromContextOrDiscard(ctx).WithValues("family", f.String())
 	full := fs.needFull || fs.applied == nil
-	stats := SyncStats{Full: full, Start: b.now(), ServicePorts: len(v.ServicePorts)}
+	stats := SyncStats{Start: b.now(), ServicePorts: len(v.ServicePorts)}
+	if !full {
+		flushed, err := b.flushedTables(ctx, f)
+		stats.Check = b.now().Sub(stats.Start)
+		switch {
+		case err != nil:
+			log.Error(err, "cannot tell whether the rules are still in place; resyncing fully")
+			full = true
+		case len(flushed) > 0:
+			log.Info("rules were removed by something else (a firewall reload, iptables -F or -X); resyncing fully",
+				"tables", flushed, "canary", chainCanary)
+			full = true
+		}
+		stats.Flushed = flushed
+	}
+	stats.Full = full
 	defer func() {
 		stats.Err = err
 		fs.last = stats
@@ -168,13 +203,13 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 		}
 	}()
 
-	var existing []string
+	var existing *savedNAT
 	if full {
 		saved, err := b.exec.Save(ctx, f, TableNAT)
 		if err != nil {
 			return fmt.Errorf("listing existing chains: %w", err)
 		}
-		existing = savedChains(saved)
+		existing = parseSavedNAT(saved)
 	}
 
 	renderStart := b.now()
@@ -182,6 +217,9 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	applyStart := b.now()
 	stats.Render = applyStart.Sub(renderStart)
 	stats.PayloadBytes, stats.Written, stats.DeletedChains = len(out.payload), out.written, out.deleted
+	for _, rule := range out.unhooked {
+		log.Info("deleting someone else's rule that jumps into a chain being removed", "table", TableNAT, "rule", "-A "+rule)
+	}
 
 	if err := b.exec.Restore(ctx, f, out.payload); err != nil {
 		return err
@@ -201,9 +239,27 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	return nil
 }
 
+// flushedTables returns the tables of canaryTables whose canary chain is missing
+// or empty: something flushed them since the last full sync.
+func (b *Backend) flushedTables(ctx context.Context, f model.Family) ([]Table, error) {
+	var flushed []Table
+	for _, t := range canaryTables {
+		// Any rule will do: comparing its text would tie the check to how one
+		// iptables version prints it, and a mismatch would make every sync full.
+		rules, exists, err := b.exec.ListRules(ctx, f, t, chainCanary)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s %s: %w", t, chainCanary, err)
+		}
+		if !exists || len(rules) == 0 {
+			flushed = append(flushed, t)
+		}
+	}
+	return flushed, nil
+}
+
 // Cleanup implements dataplane.Backend: it removes the hooks, then every chain named
 // with ChainPrefix in the filter and nat tables of every family, whoever created
-// it.
+// it, the canaries included.
 func (b *Backend) Cleanup(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -240,8 +296,8 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 			for _, c := range ours {
 				declareChain(&payload, c)
 			}
-			for _, rule := range foreignJumps(saved) {
-				payload.WriteString("-D " + rule + "\n")
+			for _, j := range foreignJumps(saved) {
+				payload.WriteString("-D " + j.rule + "\n")
 			}
 			for _, c := range ours {
 				fmt.Fprintf(&payload, "-X %s\n", c)
@@ -275,19 +331,55 @@ func savedChains(saved []byte) []string {
 	return out
 }
 
+// parseSavedNAT reads iptables-save -t nat output for a full sync.
+func parseSavedNAT(saved []byte) *savedNAT {
+	// A full sync declares, and so flushes, every service chain it finds, the
+	// fixed chains and the canary: rules in those cannot stop a deletion.
+	rewritten := func(chain string) bool {
+		return isServiceChain(chain) || chain == chainCanary || slices.Contains(fixedChains[TableNAT], chain)
+	}
+	return &savedNAT{
+		chains: savedChains(saved),
+		jumps:  savedJumps(saved, func(chain string) bool { return !rewritten(chain) }, isServiceChain),
+	}
+}
+
+// savedJump is one rule of iptables-save output that jumps to another chain.
+type savedJump struct {
+	// target is the chain the rule jumps (or goes) to.
+	target string
+	// rule is the rule as "CHAIN args...", the form -D takes.
+	rule string
+}
+
 // foreignJumps returns the rules of iptables-save output that sit in chains not
-// named with ChainPrefix and jump to one that is, as "CHAIN args...".
-func foreignJumps(saved []byte) []string {
-	var out []string
-	for _, line := range strings.Split(string(saved), "\n") {
-		rule, ok := strings.CutPrefix(line, "-A ")
-		if !ok || strings.HasPrefix(rule, ChainPrefix) {
+// named with ChainPrefix and jump to one that is.
+func foreignJumps(saved []byte) []savedJump {
+	ours := func(chain string) bool { return strings.HasPrefix(chain, ChainPrefix) }
+	return savedJumps(saved, func(chain string) bool { return !ours(chain) }, ours)
+}
+
+// savedJumps returns the rules of iptables-save output that sit in a chain from
+// accepts and jump to a chain to accepts. Only the rules of chains from accepts
+// are parsed: a large nat table has hundreds of thousands of rules of our own.
+func savedJumps(saved []byte, from, to func(chain string) bool) []savedJump {
+	var out []savedJump
+	sc := bufio.NewScanner(bytes.NewReader(saved))
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		rule, ok := bytes.CutPrefix(sc.Bytes(), []byte("-A "))
+		if !ok {
 			continue
 		}
-		if args, err := tokenize(rule); err == nil {
-			if target, _ := ruleTarget(args); strings.HasPrefix(target, ChainPrefix) {
-				out = append(out, rule)
-			}
+		if chain, _, _ := bytes.Cut(rule, []byte(" ")); !from(string(chain)) {
+			continue
+		}
+		args, err := tokenize(string(rule))
+		if err != nil {
+			continue
+		}
+		if target, _ := ruleTarget(args); to(target) {
+			out = append(out, savedJump{target: target, rule: string(rule)})
 		}
 	}
 	return out

@@ -26,6 +26,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -240,9 +243,9 @@ func TestFailedSyncForcesAFullSync(t *testing.T) {
 	}
 }
 
-// TestTamperingIsRepaired removes a chain the backend relies on behind its back: the
-// next partial sync fails, as iptables-restore would, and the full one after it
-// puts everything back.
+// TestTamperingIsRepaired removes a chain the backend relies on behind its back,
+// leaving the canaries: the next partial sync fails, as iptables-restore would,
+// and the full one after it puts everything back.
 func TestTamperingIsRepaired(t *testing.T) {
 	ctx := context.Background()
 	fake := NewFake()
@@ -252,14 +255,15 @@ func TestTamperingIsRepaired(t *testing.T) {
 		t.Fatal(err)
 	}
 	aChain := chainsFor(st.IPv4.ServicePorts[0].Name).cluster
-	tamper := fmt.Sprintf("*nat\n:%s - [0:0]\n:%s - [0:0]\n-X %s\nCOMMIT\n*filter\n-D %s\nCOMMIT\n",
-		chainServices, aChain, aChain, strings.Join(append([]string{"INPUT"}, hooks[0].Args()...), " "))
-	tamper = strings.Replace(tamper, "--comment svcplane load balancer firewall", `--comment "svcplane load balancer firewall"`, 1)
+	tamper := fmt.Sprintf("*nat\n:%s - [0:0]\n:%s - [0:0]\n-X %s\nCOMMIT\n", chainServices, aChain, aChain)
 	if err := fake.Restore(ctx, model.IPv4, []byte(tamper)); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Sync(ctx, st); err == nil || !strings.Contains(err.Error(), "no such chain") {
 		t.Fatalf("a partial sync over a missing chain = %v, want the restore to fail", err)
+	}
+	if got := b.LastSync(model.IPv4); got.Full || got.Flushed != nil {
+		t.Errorf("the failed sync took the tampering for a flush: %+v", got)
 	}
 	if err := b.Sync(ctx, st); err != nil {
 		t.Fatal(err)
@@ -424,4 +428,243 @@ func TestChainNamesFitTheKernelLimit(t *testing.T) {
 	if chainsFor(tcp) == chainsFor(udp) {
 		t.Errorf("TCP and UDP ports share chain names")
 	}
+}
+
+// flushTable does to the Fake what iptables -t table -F does, and -X as well when
+// deleteChains is set: every chain of the table loses its rules, every user chain
+// is deleted.
+func flushTable(t *testing.T, fake *Fake, family model.Family, table Table, deleteChains bool) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%s\n", table)
+	chains := fake.chainNames(family, table)
+	for _, c := range chains {
+		fmt.Fprintf(&b, "-F %s\n", c)
+	}
+	if deleteChains {
+		for _, c := range chains[len(builtinChains[table]):] {
+			fmt.Fprintf(&b, "-X %s\n", c)
+		}
+	}
+	b.WriteString("COMMIT\n")
+	if err := fake.Restore(context.Background(), family, []byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logSink returns a context whose logger writes into the returned builder.
+func logSink() (context.Context, *strings.Builder) {
+	var b strings.Builder
+	log := funcr.New(func(prefix, args string) { b.WriteString(prefix + " " + args + "\n") }, funcr.Options{})
+	return logr.NewContext(context.Background(), log), &b
+}
+
+// TestFlushIsNoticedByTheNextSync flushes tables behind the backend's back between
+// two partial syncs: the next sync finds the canary gone and is a full one, which
+// puts back every chain, rule and hook at once. Partial syncs alone could not:
+// they trust their record, so after iptables -t nat -F they would succeed and
+// leave every service chain empty and nothing hooked.
+func TestFlushIsNoticedByTheNextSync(t *testing.T) {
+	for _, tt := range []struct {
+		name         string
+		tables       []Table
+		deleteChains bool
+	}{
+		{"iptables -t nat -F", []Table{TableNAT}, false},
+		{"iptables -t nat -F -X", []Table{TableNAT}, true},
+		{"iptables -F -X", []Table{TableFilter}, true},
+		{"firewall reload", []Table{TableFilter, TableNAT}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, logs := logSink()
+			fake := NewFake()
+			b := newBackend(t, fake)
+			st := state(
+				svcPort("a", "10.96.0.1", eps("10.244.2.1", "10.244.2.2"), nodePort(30001)),
+				svcPort("a6", "fd00:10:96::1", eps("fd00:10:244:2::1")),
+			)
+			for range 2 {
+				if err := b.Sync(ctx, st); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := b.LastSync(model.IPv4); st.Full || len(st.Flushed) != 0 {
+				t.Fatalf("the second sync was not a plain partial one: %+v", st)
+			}
+			if payload := fake.LastRestore(model.IPv4); slices.Contains(declaredChains(payload), chainCanary) {
+				t.Errorf("a partial sync rewrote the canary:\n%s", payload)
+			}
+
+			for _, table := range tt.tables {
+				flushTable(t, fake, model.IPv4, table, tt.deleteChains)
+			}
+			if err := b.Sync(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.LastSync(model.IPv4); !got.Full || !slices.Equal(got.Flushed, tt.tables) {
+				t.Errorf("the sync after the flush: Full %v, Flushed %v; want a full sync, Flushed %v", got.Full, got.Flushed, tt.tables)
+			}
+			if got := b.LastSync(model.IPv6); got.Full || len(got.Flushed) != 0 {
+				t.Errorf("IPv6, which nothing flushed, was synced fully: %+v", got)
+			}
+			if got, want := fake.Dump(), fullSyncDump(t, st); got != want {
+				t.Errorf("the sync after the flush did not restore everything:\n%s", lineDiff(want, got))
+			}
+			var quoted []string
+			for _, table := range tt.tables {
+				quoted = append(quoted, `"`+string(table)+`"`)
+			}
+			for _, want := range []string{"resyncing fully", `"family"="IPv4"`, `"tables"=[` + strings.Join(quoted, " ") + `]`} {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("the log does not say %q:\n%s", want, logs)
+				}
+			}
+
+			if err := b.Sync(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.LastSync(model.IPv4); got.Full {
+				t.Errorf("the sync after the repair was full again: %+v", got)
+			}
+		})
+	}
+}
+
+// listFails is a Fake whose ListRules fails, as when iptables cannot be run.
+type listFails struct{ *Fake }
+
+func (listFails) ListRules(context.Context, model.Family, Table, string) ([]string, bool, error) {
+	return nil, false, errors.New("iptables: Resource temporarily unavailable")
+}
+
+func TestCanaryCheckFailureForcesAFullSync(t *testing.T) {
+	ctx, logs := logSink()
+	b, err := New(Options{Executor: listFails{NewFake()}, Families: []model.Family{model.IPv4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := threeServices("10.244.2.3")
+	for i := range 2 {
+		if err := b.Sync(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.LastSync(model.IPv4); !got.Full {
+			t.Errorf("sync %d was not full although the canaries could not be listed: %+v", i, got)
+		}
+	}
+	if !strings.Contains(logs.String(), "Resource temporarily unavailable") {
+		t.Errorf("the failed check was not logged:\n%s", logs)
+	}
+}
+
+// TestDeletedHookWaitsForAFullSync deletes one hook and nothing else. The canaries
+// do not notice, since nothing was flushed, and partial syncs do not check hooks
+// (see Sync for why); the next full sync puts the hook back.
+func TestDeletedHookWaitsForAFullSync(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	b := newBackend(t, fake, model.IPv4)
+	st := threeServices("10.244.2.3")
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	prerouting := hooks[slices.IndexFunc(hooks, func(j Jump) bool { return j.Table == TableNAT && j.Chain == "PREROUTING" })]
+	if err := fake.DeleteJump(ctx, model.IPv4, prerouting); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.LastSync(model.IPv4); got.Full || strings.Contains(fake.Dump(), "-A PREROUTING") {
+		t.Errorf("a partial sync noticed the deleted hook (Full %v), so hooks are checked after all: update Sync's comment", got.Full)
+	}
+	b.RequestFullSync()
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fake.Dump(), fullSyncDump(t, st, model.IPv4); got != want {
+		t.Errorf("the full sync did not put the hook back:\n%s", lineDiff(want, got))
+	}
+}
+
+// strayJumps returns a payload adding rules that jump into the chains of st's
+// service port "b" from chains no sync rewrites, as an older agent's hook or an
+// administrator would, and one into the chain of "a", which stays. (Only
+// PREROUTING and OUTPUT, and chains they do not reach, can jump into a service
+// chain: the kernel refuses DNAT reached from nat INPUT or POSTROUTING.)
+func strayJumps(st *model.State) string {
+	a, b := st.IPv4.ServicePorts[0].Name, st.IPv4.ServicePorts[1].Name
+	return "*nat\n:MINE - [0:0]\n" +
+		"-A MINE -j " + endpointChain(b, "10.244.2.3:8080") + "\n" +
+		"-A PREROUTING -m comment --comment \"old svcplane hook\" -j " + chainsFor(b).cluster + "\n" +
+		"-A OUTPUT -p tcp -j " + chainsFor(b).external + "\n" +
+		"-A OUTPUT -j " + chainsFor(a).cluster + "\n" +
+		"COMMIT\n"
+}
+
+// TestStrayJumpsDoNotWedgeSyncs adds rules of someone else's that jump into
+// service chains: deleting those chains must not fail every sync from then on.
+func TestStrayJumpsDoNotWedgeSyncs(t *testing.T) {
+	first := threeServices("10.244.2.3", "10.244.2.4")
+	next := state(first.IPv4.ServicePorts[0], first.IPv4.ServicePorts[2]) // b is gone
+	bName := first.IPv4.ServicePorts[1].Name
+	check := func(t *testing.T, fake *Fake, b *Backend) {
+		t.Helper()
+		dump := fake.Dump()
+		for _, gone := range []string{chainsFor(bName).cluster, chainsFor(bName).external, endpointChain(bName, "10.244.2.3:8080")} {
+			if strings.Contains(dump, gone) {
+				t.Errorf("%s or a jump to it survived:\n%s", gone, dump)
+			}
+		}
+		// A jump into a chain that stays is left alone, as is the chain holding a
+		// deleted rule.
+		for _, kept := range []string{"-A OUTPUT -j " + chainsFor(first.IPv4.ServicePorts[0].Name).cluster, ":MINE - [0:0]"} {
+			if !strings.Contains(dump, kept) {
+				t.Errorf("%q was removed:\n%s", kept, dump)
+			}
+		}
+		if got := b.LastSync(model.IPv4); !got.Full || got.DeletedChains != 4 {
+			t.Errorf("want a full sync deleting b's 4 chains: %+v", got)
+		}
+	}
+
+	t.Run("a restarted agent", func(t *testing.T) {
+		ctx, logs := logSink()
+		fake := NewFake()
+		if err := newBackend(t, fake, model.IPv4).Sync(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		if err := fake.Restore(ctx, model.IPv4, []byte(strayJumps(first))); err != nil {
+			t.Fatal(err)
+		}
+		b := newBackend(t, fake, model.IPv4)
+		if err := b.Sync(ctx, next); err != nil {
+			t.Fatalf("the first sync of a new agent: %v", err)
+		}
+		check(t, fake, b)
+		if n := strings.Count(logs.String(), "deleting someone else's rule that jumps into a chain being removed"); n != 3 {
+			t.Errorf("logged %d deleted rules, want 3:\n%s", n, logs)
+		}
+	})
+
+	t.Run("a running agent", func(t *testing.T) {
+		// A partial sync cannot see the rules: it fails, as iptables-restore
+		// would, and the full sync after it succeeds.
+		ctx := context.Background()
+		fake := NewFake()
+		b := newBackend(t, fake, model.IPv4)
+		if err := b.Sync(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		if err := fake.Restore(ctx, model.IPv4, []byte(strayJumps(first))); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Sync(ctx, next); err == nil || !strings.Contains(err.Error(), "still referenced") {
+			t.Fatalf("the partial sync = %v, want the deletion refused", err)
+		}
+		if err := b.Sync(ctx, next); err != nil {
+			t.Fatalf("the full sync after the failure: %v", err)
+		}
+		check(t, fake, b)
+	})
 }

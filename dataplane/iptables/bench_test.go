@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -110,8 +111,13 @@ var (
 // BenchmarkApply applies the payloads of BenchmarkRender with the real
 // iptables-restore, in a network namespace per variant: a full resync (every chain
 // rewritten over the same rules) and the partial sync after one endpoint changed,
-// alternating between two endpoints so that every run changes something. It needs
-// root and the variant's tools, and is skipped otherwise.
+// alternating between two endpoints so that every run changes something. It also
+// times what a partial sync does before its restore, listing the canaries
+// (check-canaries), and the two ways of checking the hooks that Sync does not use:
+// an iptables -C run per hook (check-hooks), and the same checks as -C lines at
+// the top of each table of the partial payload (partial-with-hook-checks, to
+// compare with partial-one-endpoint-changed). It needs root and the variant's
+// tools, and is skipped otherwise.
 //
 // The nft variant is not run by default: iptables-nft-restore 1.8.9 --noflush takes
 // time quadratic in the chains a payload writes, so loading 10,000 service ports
@@ -139,6 +145,11 @@ func benchmarkApply(b *testing.B, variant string) {
 	if err := e.Restore(ctx, model.IPv4, full.payload); err != nil {
 		b.Fatal(err)
 	}
+	for i := len(hooks) - 1; i >= 0; i-- {
+		if err := e.EnsureJump(ctx, model.IPv4, hooks[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
 
 	b.Run("partial-one-endpoint-changed", func(b *testing.B) {
 		i := 0
@@ -161,6 +172,43 @@ func benchmarkApply(b *testing.B, variant string) {
 		}
 		b.ReportMetric(float64(len(toChanged.payload)), "payload-bytes")
 	})
+	b.Run("partial-with-hook-checks", func(b *testing.B) {
+		payloads := [][]byte{withHookChecks(toChanged.payload), withHookChecks(back.payload)}
+		i := 0
+		for b.Loop() {
+			if err := e.Restore(ctx, model.IPv4, payloads[i%2]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		if i%2 == 1 {
+			if err := e.Restore(ctx, model.IPv4, payloads[1]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("check-canaries", func(b *testing.B) {
+		backend, err := New(Options{Executor: e, Families: []model.Family{model.IPv4}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if flushed, err := backend.flushedTables(ctx, model.IPv4); err != nil || len(flushed) > 0 {
+				b.Fatalf("flushed %v, %v", flushed, err)
+			}
+		}
+		b.ReportMetric(float64(len(canaryTables)), "runs")
+	})
+	b.Run("check-hooks", func(b *testing.B) {
+		for b.Loop() {
+			for _, j := range hooks {
+				if present, err := e.check(ctx, model.IPv4, j); err != nil || !present {
+					b.Fatalf("hook %v: present %v, %v", j, present, err)
+				}
+			}
+		}
+		b.ReportMetric(float64(len(hooks)), "runs")
+	})
 	b.Run("full", func(b *testing.B) {
 		for b.Loop() {
 			if err := e.Restore(ctx, model.IPv4, full.payload); err != nil {
@@ -169,4 +217,23 @@ func benchmarkApply(b *testing.B, variant string) {
 		}
 		b.ReportMetric(float64(len(full.payload)), "payload-bytes")
 	})
+}
+
+// withHookChecks returns payload with an iptables -C line for each hook at the
+// top of its table, as a partial sync would check them in the payload itself.
+func withHookChecks(payload []byte) []byte {
+	var out []byte
+	for line := range bytes.Lines(payload) {
+		out = append(out, line...)
+		if table, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("*")); ok {
+			for _, j := range hooks {
+				if j.Table == Table(table) {
+					args := j.Args()
+					args[slices.Index(args, "--comment")+1] = saveString(j.Comment)
+					out = append(out, "-C "+j.Chain+" "+strings.Join(args, " ")+"\n"...)
+				}
+			}
+		}
+	}
+	return out
 }

@@ -18,8 +18,9 @@ limitations under the License.
 // model.State into the rules kube-proxy's iptables mode would write, under the
 // SVCP- prefix, and applies them with one iptables-restore --noflush run per family
 // (ip6tables-restore for IPv6). Only the chains of services whose rules changed are
-// rewritten between full resyncs. See README.md for the chains, hooks and what the
-// package owns.
+// rewritten between full resyncs; a canary chain in each table tells a partial sync
+// that something else flushed the tables, and makes it a full one. See README.md
+// for the chains, hooks and what the package owns.
 //
 // The kernel is reached only through an Executor: Exec runs the real tools, Fake is
 // a strict in-memory model of them for tests.

@@ -109,6 +109,33 @@ func (e *Exec) check(ctx context.Context, family model.Family, j Jump) (bool, er
 	return false, fmt.Errorf("%s %s: %w: %s", e.tool(family, ""), strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 }
 
+// ListRules runs iptables -S for one chain, which reads only that chain with
+// iptables-nft but the whole table with iptables-legacy. iptables exits 1 when the
+// chain does not exist ("No chain/target/match by that name" from legacy, "chain
+// ... is incompatible" from nft), as it does when iptables -C finds no rule.
+func (e *Exec) ListRules(ctx context.Context, family model.Family, table Table, chain string) ([]string, bool, error) {
+	args := []string{"-t", string(table), "-S", chain}
+	var stderr bytes.Buffer
+	cmd := e.command(ctx, e.tool(family, ""), append([]string{"--wait"}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit) && exit.ExitCode() == 1:
+		return nil, false, nil
+	default:
+		return nil, false, fmt.Errorf("%s %s: %w: %s", e.tool(family, ""), strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	var rules []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "-A ") {
+			rules = append(rules, line)
+		}
+	}
+	return rules, true, nil
+}
+
 func (e *Exec) run(ctx context.Context, family model.Family, args []string) error {
 	cmd := e.command(ctx, e.tool(family, ""), append([]string{"--wait"}, args...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,6 +164,7 @@ func testRealIptablesMatchesFake(t *testing.T, variant string) {
 		if got, want := realDump(t, real), fake.Dump(); got != want {
 			t.Fatalf("after sync %d, iptables-save and the Fake differ:\n%s", i, lineDiff(want, got))
 		}
+		compareListRules(t, real, fake)
 	}
 	if st := realBackend.LastSync(model.IPv4); st.Full || st.Written == 0 || st.DeletedChains == 0 {
 		t.Errorf("the last sync was not a partial one that wrote and deleted chains: %+v", st)
@@ -180,9 +182,166 @@ func testRealIptablesMatchesFake(t *testing.T, variant string) {
 	if strings.Contains(got, ChainPrefix) {
 		t.Errorf("cleanup left %s chains or jumps:\n%s", ChainPrefix, got)
 	}
+	compareListRules(t, real, fake)
 	// Cleaning a clean node is not an error.
 	if err := realBackend.Cleanup(ctx); err != nil {
 		t.Errorf("second cleanup: %v", err)
+	}
+}
+
+// compareListRules expects ListRules to say the same of a few chains, present or
+// not, from the real tools and from the Fake.
+func compareListRules(t *testing.T, real *Exec, fake *Fake) {
+	t.Helper()
+	ctx := context.Background()
+	for _, f := range model.Families {
+		for _, c := range []struct {
+			table Table
+			chain string
+		}{
+			{TableFilter, chainCanary}, {TableNAT, chainCanary}, {TableNAT, "PREROUTING"}, {TableFilter, "FORWARD"}, {TableNAT, "SVCP-NOPE"},
+		} {
+			realRules, realExists, err := real.ListRules(ctx, f, c.table, c.chain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fakeRules, fakeExists, err := fake.ListRules(ctx, f, c.table, c.chain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if realExists != fakeExists || !slices.Equal(realRules, fakeRules) {
+				t.Errorf("%s ListRules(%s, %s): iptables says %v %q, the Fake %v %q", f, c.table, c.chain, realExists, realRules, fakeExists, fakeRules)
+			}
+		}
+	}
+}
+
+// iptablesIn runs the family's iptables in e's namespace, as an administrator or
+// a firewall would.
+func iptablesIn(t *testing.T, e *Exec, family model.Family, args ...string) {
+	t.Helper()
+	if err := e.run(context.Background(), family, args); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRealFlushIsRepaired flushes the tables of a network namespace with the real
+// tools between two syncs, and expects the next sync to notice and put everything
+// back: what one full sync on a clean node leaves.
+func TestRealFlushIsRepaired(t *testing.T) {
+	for _, variant := range variants {
+		t.Run("variant="+variant, func(t *testing.T) { testRealFlushIsRepaired(t, variant) })
+	}
+}
+
+func testRealFlushIsRepaired(t *testing.T, variant string) {
+	real := testNetns(t, variant)
+	ctx := context.Background()
+	b, err := New(Options{Executor: real})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := state(
+		svcPort("web", "10.96.0.10", eps("10.244.1.5/local", "10.244.2.6"), nodePort(30080), loadBalancer("192.0.2.10")),
+		svcPort("none", "10.96.0.12", nil, externalIPs("198.51.100.20")),
+		svcPort("web6", "fd00:10:96::10", eps("fd00:10:244:2::6"), nodePort(30083)),
+	)
+	want := fullSyncDump(t, st)
+	for _, tt := range []struct {
+		name    string
+		flush   map[model.Family][][]string
+		flushed map[model.Family][]Table
+	}{
+		{
+			name:    "iptables -t nat -F",
+			flush:   map[model.Family][][]string{model.IPv4: {{"-t", "nat", "-F"}}},
+			flushed: map[model.Family][]Table{model.IPv4: {TableNAT}},
+		},
+		{
+			name: "iptables -t nat -F -X, ip6tables -F -X",
+			flush: map[model.Family][][]string{
+				model.IPv4: {{"-t", "nat", "-F"}, {"-t", "nat", "-X"}},
+				model.IPv6: {{"-F"}, {"-X"}},
+			},
+			flushed: map[model.Family][]Table{model.IPv4: {TableNAT}, model.IPv6: {TableFilter}},
+		},
+		{
+			name: "firewall reload",
+			flush: map[model.Family][][]string{
+				model.IPv4: {{"-F"}, {"-X"}, {"-t", "nat", "-F"}, {"-t", "nat", "-X"}},
+				model.IPv6: {{"-F"}, {"-X"}, {"-t", "nat", "-F"}, {"-t", "nat", "-X"}},
+			},
+			flushed: map[model.Family][]Table{model.IPv4: {TableFilter, TableNAT}, model.IPv6: {TableFilter, TableNAT}},
+		},
+	} {
+		// A full sync then a partial one, as on a node that has run for a while.
+		for range 2 {
+			if err := b.Sync(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for f, cmds := range tt.flush {
+			for _, args := range cmds {
+				iptablesIn(t, real, f, args...)
+			}
+		}
+		if err := b.Sync(ctx, st); err != nil {
+			t.Fatalf("%s: the sync after it: %v", tt.name, err)
+		}
+		for _, f := range model.Families {
+			if got := b.LastSync(f); got.Full != (len(tt.flushed[f]) > 0) || !slices.Equal(got.Flushed, tt.flushed[f]) {
+				t.Errorf("%s: %s sync after it: Full %v, Flushed %v; want Flushed %v", tt.name, f, got.Full, got.Flushed, tt.flushed[f])
+			}
+		}
+		if got := realDump(t, real); got != want {
+			t.Errorf("%s: the sync after it left a different state than a full sync on a clean node:\n%s", tt.name, lineDiff(want, got))
+		}
+	}
+}
+
+// TestRealStrayJumpsAreDeleted adds rules that jump into service chains from
+// chains no sync rewrites, then syncs a new backend that no longer needs those
+// chains: the real tools must accept the rules' deletion as the Fake does.
+func TestRealStrayJumpsAreDeleted(t *testing.T) {
+	for _, variant := range variants {
+		t.Run("variant="+variant, func(t *testing.T) { testRealStrayJumpsAreDeleted(t, variant) })
+	}
+}
+
+func testRealStrayJumpsAreDeleted(t *testing.T, variant string) {
+	real := testNetns(t, variant)
+	fake := NewFake()
+	ctx := context.Background()
+	first := threeServices("10.244.2.3", "10.244.2.4")
+	next := state(first.IPv4.ServicePorts[0], first.IPv4.ServicePorts[2])
+	for _, e := range []Executor{real, fake} {
+		b, err := New(Options{Executor: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Sync(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Restore(ctx, model.IPv4, []byte(strayJumps(first))); err != nil {
+			t.Fatal(err)
+		}
+		restarted, err := New(Options{Executor: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := restarted.Sync(ctx, next); err != nil {
+			t.Fatalf("%T: the first sync of a new backend: %v", e, err)
+		}
+		if got := restarted.LastSync(model.IPv4); got.DeletedChains != 4 {
+			t.Errorf("%T: deleted %d chains, want b's 4", e, got.DeletedChains)
+		}
+	}
+	got := realDump(t, real)
+	if want := fake.Dump(); got != want {
+		t.Errorf("iptables-save and the Fake differ:\n%s", lineDiff(want, got))
+	}
+	if gone := chainsFor(first.IPv4.ServicePorts[1].Name).cluster; strings.Contains(got, gone) {
+		t.Errorf("%s or a jump to it survived:\n%s", gone, got)
 	}
 }
 

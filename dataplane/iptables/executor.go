@@ -73,6 +73,10 @@ type Executor interface {
 	// DeleteJump removes j. A missing rule, or a missing target chain (so no rule
 	// can jump to it), is not an error.
 	DeleteJump(ctx context.Context, family model.Family, j Jump) error
+	// ListRules returns the rules of one chain as iptables -S prints them, one
+	// "-A CHAIN args..." line each. exists is false, with no error, when the
+	// chain does not exist; an error means the chain could not be read.
+	ListRules(ctx context.Context, family model.Family, table Table, chain string) (rules []string, exists bool, err error)
 }
 
 // conntrackNew restricts filter hooks to the first packet of a connection: once a
@@ -95,6 +99,15 @@ var hooks = []Jump{
 	{TableNAT, "OUTPUT", chainServices, nil, commentServicePortals},
 	{TableNAT, "POSTROUTING", chainPostrouting, nil, commentPostrouting},
 }
+
+// canaryTables are the tables holding a chainCanary: every table this package
+// writes. kube-proxy also keeps a canary in mangle and polls only that one in the
+// background, because a nearly empty table is cheap to list and a firewall reload
+// flushes every table at once. This package checks at the start of each partial
+// sync instead, in each table it writes, which also catches a flush of one table
+// (iptables -t nat -F); a mangle canary would add a check that tells nothing more,
+// and a table the agent otherwise never touches.
+var canaryTables = []Table{TableFilter, TableNAT}
 
 // fixedChains are this package's chains that always exist, per table, rewritten on
 // every sync.

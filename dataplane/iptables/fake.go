@@ -34,12 +34,13 @@ import (
 //
 // Restore parses iptables-restore syntax (*table, :CHAIN POLICY [0:0], -A, -I, -D,
 // -F, -N, -X, COMMIT) with --noflush semantics: a declared user chain is created or
-// flushed, undeclared chains keep their rules. It rejects unknown tables, options and
-// targets, chain names over 28 characters, addresses of the wrong family, a jump to
-// a chain that does not exist (yet, at that line), DROP in nat, DNAT or MASQUERADE
-// outside nat, REJECT outside filter, and deleting a chain that is built in, not
-// empty or still jumped to. A refused payload changes nothing at all, as with the
-// nf_tables-based iptables-restore, which applies a whole payload in one
+// flushed, undeclared chains keep their rules. It rejects unknown tables, options
+// and targets, chain names over 28 characters, addresses of the wrong family, a
+// jump to a chain that does not exist (yet, at that line), DROP in nat, DNAT or
+// MASQUERADE outside nat, REJECT outside filter, a built-in chain reaching a target
+// its hook does not allow (DNAT from nat INPUT), and deleting a chain that is built
+// in, not empty or still jumped to. A refused payload changes nothing at all, as
+// with the nf_tables-based iptables-restore, which applies a whole payload in one
 // transaction.
 //
 // Rules are kept as written. The backend writes them in the canonical form
@@ -171,6 +172,10 @@ func (f *Fake) EnsureJump(ctx context.Context, family model.Family, j Jump) erro
 		return nil
 	}
 	c.rules = slices.Insert(c.rules, 0, args)
+	if err := checkHooks(j.Table, t); err != nil {
+		c.rules = c.rules[1:]
+		return fmt.Errorf("fake %s -t %s -I %s: %w", tool(family, ""), j.Table, j.Chain, err)
+	}
 	return nil
 }
 
@@ -191,6 +196,31 @@ func (f *Fake) DeleteJump(ctx context.Context, family model.Family, j Jump) erro
 		c.rules = slices.Delete(c.rules, i, i+1)
 	}
 	return nil
+}
+
+// ListRules implements Executor. A built-in chain of a table nothing has used yet
+// exists and is empty, as iptables -S shows it.
+func (f *Fake) ListRules(ctx context.Context, family model.Family, table Table, chain string) ([]string, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	builtins, ok := builtinChains[table]
+	if !ok {
+		return nil, false, fmt.Errorf("fake %s -t %s -S %s: table %q does not exist", tool(family, ""), table, chain, table)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.families[family][table].lookup(chain)
+	if c == nil {
+		return nil, slices.Contains(builtins, chain), nil
+	}
+	var rules []string
+	for _, rule := range c.rules {
+		var b strings.Builder
+		writeRule(&b, chain, rule)
+		rules = append(rules, strings.TrimSuffix(b.String(), "\n"))
+	}
+	return rules, true, nil
 }
 
 // Dump returns every loaded table of every family in iptables-save syntax, without
@@ -266,19 +296,25 @@ func dumpTable(b *strings.Builder, name Table, t *fakeTable) {
 	}
 	for _, chain := range order {
 		for _, rule := range t.chains[chain].rules {
-			b.WriteString("-A ")
-			b.WriteString(chain)
-			for i, arg := range rule {
-				b.WriteByte(' ')
-				if i > 0 && rule[i-1] == "--comment" {
-					arg = saveString(arg)
-				}
-				b.WriteString(arg)
-			}
-			b.WriteByte('\n')
+			writeRule(b, chain, rule)
 		}
 	}
 	b.WriteString("COMMIT\n")
+}
+
+// writeRule writes one rule of chain as an "-A CHAIN args..." line, quoting its
+// comment as iptables-save does.
+func writeRule(b *strings.Builder, chain string, rule []string) {
+	b.WriteString("-A ")
+	b.WriteString(chain)
+	for i, arg := range rule {
+		b.WriteByte(' ')
+		if i > 0 && rule[i-1] == "--comment" {
+			arg = saveString(arg)
+		}
+		b.WriteString(arg)
+	}
+	b.WriteByte('\n')
 }
 
 func cloneTables(tables map[Table]*fakeTable) map[Table]*fakeTable {
@@ -343,6 +379,9 @@ func restore(family model.Family, tables map[Table]*fakeTable, payload []byte) e
 		case !started:
 			return fail("no table selected")
 		case line == "COMMIT":
+			if err := checkHooks(tname, table); err != nil {
+				return fail("%v", err)
+			}
 			started = false
 			continue
 		case strings.HasPrefix(line, ":"):
@@ -469,6 +508,54 @@ func checkChainName(name string) error {
 		return fmt.Errorf("chain name %q is longer than %d characters", name, maxChainName)
 	case strings.HasPrefix(name, "-") || strings.HasPrefix(name, "!"):
 		return fmt.Errorf("invalid chain name %q", name)
+	}
+	return nil
+}
+
+// hookTargets are the targets the kernel allows in only some built-in chains of a
+// table, with those chains: addresses are translated at fixed points of a packet's
+// path (xt_nat and xt_MASQUERADE register their hooks).
+var hookTargets = map[Table]map[string][]string{
+	TableNAT: {
+		"DNAT":       {"PREROUTING", "OUTPUT"},
+		"SNAT":       {"INPUT", "POSTROUTING"},
+		"MASQUERADE": {"POSTROUTING"},
+	},
+}
+
+// checkHooks refuses a table in which a built-in chain reaches one of hookTargets
+// it may not use, directly or through user chains, as the kernel does when the
+// table is committed: a jump from nat INPUT to a chain that DNATs is refused, a
+// jump to it from a chain nothing jumps to is not.
+func checkHooks(tname Table, t *fakeTable) error {
+	limits := hookTargets[tname]
+	if len(limits) == 0 {
+		return nil
+	}
+	for _, builtin := range builtinChains[tname] {
+		seen := map[string]bool{}
+		var walk func(chain string) error
+		walk = func(chain string) error {
+			if seen[chain] {
+				return nil
+			}
+			seen[chain] = true
+			for _, rule := range t.lookup(chain).rules {
+				target, _ := ruleTarget(rule)
+				if allowed, limited := limits[target]; limited && !slices.Contains(allowed, builtin) {
+					return fmt.Errorf("%s in %s is reached from %s, where it is not valid: Invalid argument", target, chain, builtin)
+				}
+				if c := t.chains[target]; c != nil && !c.builtin {
+					if err := walk(target); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		if err := walk(builtin); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ package iptables
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -49,6 +50,8 @@ func TestFakeRejectsWhatIptablesRejects(t *testing.T) {
 		{"an unknown option", "*nat\n:SVCP-X - [0:0]\n-A SVCP-X --frobnicate -j RETURN\nCOMMIT\n", "unknown option"},
 		{"a bad probability", "*nat\n:SVCP-X - [0:0]\n-A SVCP-X -m statistic --mode random --probability 1.5 -j RETURN\nCOMMIT\n", "bad probability"},
 		{"deleting a referenced chain", base + "*nat\n-X SVCP-B\nCOMMIT\n", "still referenced from SVCP-A"},
+		{"DNAT reached from nat INPUT", "*nat\n:SVCP-X - [0:0]\n:SVCP-Y - [0:0]\n-A SVCP-X -j SVCP-Y\n-A SVCP-Y -p tcp -j DNAT --to-destination 10.0.0.1:80\n-A INPUT -j SVCP-X\nCOMMIT\n", "DNAT in SVCP-Y is reached from INPUT"},
+		{"MASQUERADE reached from nat OUTPUT", "*nat\n:SVCP-X - [0:0]\n-A SVCP-X -j MASQUERADE\n-A OUTPUT -j SVCP-X\nCOMMIT\n", "MASQUERADE in SVCP-X is reached from OUTPUT"},
 		{"deleting a chain with rules", base + "*nat\n-X SVCP-A\nCOMMIT\n", "not empty"},
 		{"deleting a built-in chain", "*nat\n-X PREROUTING\nCOMMIT\n", "built-in"},
 		{"a policy on a user chain", "*nat\n:SVCP-X ACCEPT [0:0]\nCOMMIT\n", "cannot have policy"},
@@ -171,5 +174,39 @@ func TestSaveString(t *testing.T) {
 				t.Errorf("tokenize does not undo saveString(%q): %q, %v", in, args, err)
 			}
 		}
+	}
+}
+
+func TestFakeListRules(t *testing.T) {
+	ctx := context.Background()
+	fake := NewFake()
+	// A built-in chain of a table nothing has used exists, empty; a user chain
+	// does not.
+	if rules, exists, err := fake.ListRules(ctx, model.IPv4, TableNAT, "PREROUTING"); err != nil || !exists || len(rules) != 0 {
+		t.Errorf("ListRules of a built-in chain of an unused table = %q, %v, %v", rules, exists, err)
+	}
+	if rules, exists, err := fake.ListRules(ctx, model.IPv4, TableNAT, "SVCP-A"); err != nil || exists || rules != nil {
+		t.Errorf("ListRules of a missing chain = %q, %v, %v", rules, exists, err)
+	}
+	if _, _, err := fake.ListRules(ctx, model.IPv4, "natt", "SVCP-A"); err == nil {
+		t.Errorf("ListRules in an unknown table succeeded")
+	}
+
+	payload := "*nat\n:SVCP-A - [0:0]\n:SVCP-B - [0:0]\n-A SVCP-A -m comment --comment \"a b\" -j SVCP-B\n-A SVCP-A -j RETURN\n-A PREROUTING -j SVCP-A\nCOMMIT\n"
+	if err := fake.Restore(ctx, model.IPv4, []byte(payload)); err != nil {
+		t.Fatal(err)
+	}
+	for chain, want := range map[string][]string{
+		"SVCP-A":     {`-A SVCP-A -m comment --comment "a b" -j SVCP-B`, "-A SVCP-A -j RETURN"},
+		"SVCP-B":     nil,
+		"PREROUTING": {"-A PREROUTING -j SVCP-A"},
+	} {
+		rules, exists, err := fake.ListRules(ctx, model.IPv4, TableNAT, chain)
+		if err != nil || !exists || !slices.Equal(rules, want) {
+			t.Errorf("ListRules(%s) = %q, %v, %v; want %q", chain, rules, exists, err, want)
+		}
+	}
+	if _, exists, _ := fake.ListRules(ctx, model.IPv6, TableNAT, "SVCP-A"); exists {
+		t.Errorf("the IPv4 chain is listed in IPv6")
 	}
 }

@@ -57,6 +57,11 @@ const (
 	chainPostrouting = "SVCP-POSTROUTING"
 	// chainMarkMasq (nat) sets the masquerade mark.
 	chainMarkMasq = "SVCP-MARK-MASQ"
+	// chainCanary (filter and nat) holds one rule that does nothing, and nothing
+	// jumps to it. Only full syncs write it; every partial sync first checks that
+	// it is still there: a table flushed by someone else (a firewall reload,
+	// iptables -F or -X) loses it, and the sync turns into a full one.
+	chainCanary = "SVCP-CANARY"
 
 	// Prefixes of the per-service-port chains, all in nat: the Cluster policy's
 	// endpoint choice, the Local policy's, the entry of external traffic, the
@@ -79,6 +84,7 @@ const (
 	commentMasquerade       = "svcplane service traffic requiring SNAT"
 	commentForwardConntrack = "svcplane forwarding conntrack rule"
 	commentNodePorts        = "svcplane service nodeports; NOTE: this must be the last rule in this chain"
+	commentCanary           = "svcplane canary: if this rule is gone, the table was flushed"
 
 	// DefaultMasqueradeBit is the packet mark bit that asks for masquerading:
 	// 0x2000, one below kube-proxy's 0x4000, so that both can run on one node

@@ -47,6 +47,20 @@ type rendered struct {
 	// written counts the service ports whose chains are in payload; deleted
 	// counts the chains it deletes.
 	written, deleted int
+	// unhooked are the rules of other chains that payload deletes because they
+	// jump into a chain it deletes, as "CHAIN args...".
+	unhooked []string
+}
+
+// savedNAT is what a full sync reads of the kernel's nat table before it rewrites
+// it.
+type savedNAT struct {
+	// chains are the names of the table's chains.
+	chains []string
+	// jumps are the rules that jump to a service chain from a chain that no full
+	// sync rewrites: a built-in chain, someone else's chain, or one of ours this
+	// version no longer writes. Such a rule stops the chain from being deleted.
+	jumps []savedJump
 }
 
 // renderer turns one family's View into an iptables-restore payload. Rules are
@@ -180,11 +194,13 @@ func newRenderer(family model.Family, masqueradeBit int) *renderer {
 }
 
 // render returns the payload that takes the kernel from prev to v. A full render
-// writes every chain and deletes every service chain in existing (the kernel's nat
-// chains) that v does not use; a partial one writes the fixed chains, which carry
-// every service's dispatch rules, plus the chains of service ports whose text
-// differs from prev, and deletes only the chains prev had and v no longer needs.
-func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceRecord, full bool, existing []string) rendered {
+// writes every chain, the canaries included, and deletes every service chain of
+// existing (the kernel's nat table; nil for an empty one) that v does not use,
+// with any rule in existing.jumps that still jumps into one. A partial one writes
+// the fixed chains, which carry every service's dispatch rules, plus the chains of
+// service ports whose text differs from prev, and deletes only the chains prev had
+// and v no longer needs.
+func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceRecord, full bool, existing *savedNAT) rendered {
 	r.gen++
 	r.filterChains.Reset()
 	r.filterRules.Reset()
@@ -197,6 +213,20 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 	}
 	for _, c := range fixedChains[TableNAT] {
 		declareChain(&r.natChains, c)
+	}
+	if full {
+		// Partial syncs leave the canaries alone, so that a missing one means a
+		// flush since the last full sync, whatever partial syncs ran in between.
+		// The rule does nothing, as nothing jumps to the chain; it is there so
+		// that flushing a table's rules (iptables -F) is noticed as well as
+		// deleting its chains (-X).
+		canary := saveString(commentCanary)
+		for _, b := range []*bytes.Buffer{&r.filterChains, &r.natChains} {
+			declareChain(b, chainCanary)
+		}
+		for _, b := range []*bytes.Buffer{&r.filterRules, &r.natRules} {
+			r.rule(b, "-A", chainCanary, "-m", "comment", "--comment", canary, "-j", "RETURN")
+		}
 	}
 	r.fixedRules()
 
@@ -222,16 +252,20 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 			}
 		}
 	}
-	if full && len(existing) > 0 {
-		active := make(map[string]bool, len(existing))
-		for _, rec := range out.services {
-			for _, c := range rec.chains {
-				active[c] = true
+	if full {
+		// What the kernel holds decides, not prev: the chains may have been
+		// flushed or deleted since, or left by an earlier agent.
+		if existing != nil {
+			active := make(map[string]bool, len(existing.chains))
+			for _, rec := range out.services {
+				for _, c := range rec.chains {
+					active[c] = true
+				}
 			}
-		}
-		for _, c := range existing {
-			if isServiceChain(c) && !active[c] {
-				stale = append(stale, c)
+			for _, c := range existing.chains {
+				if isServiceChain(c) && !active[c] {
+					stale = append(stale, c)
+				}
 			}
 		}
 	} else {
@@ -242,10 +276,23 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 		}
 	}
 	// A chain is deleted by declaring it, which flushes it, and then -X. Every
-	// rule that jumped to it was in a chain this payload rewrites (the dispatch
-	// chains, or the same service's chains), so nothing references it any more.
+	// rule of ours that jumped to it was in a chain this payload rewrites (the
+	// dispatch chains, or the same service's chains). A rule elsewhere, which a
+	// full sync knows of from existing, would make iptables-restore refuse the
+	// whole payload, and every sync after it, so it goes first. A partial sync
+	// cannot see such rules; when one stops it, the full sync after the failure
+	// removes the rule.
 	slices.Sort(stale)
-	for _, c := range slices.Compact(stale) {
+	stale = slices.Compact(stale)
+	if full && existing != nil {
+		for _, j := range existing.jumps {
+			if _, found := slices.BinarySearch(stale, j.target); found {
+				r.deletes.WriteString("-D " + j.rule + "\n")
+				out.unhooked = append(out.unhooked, j.rule)
+			}
+		}
+	}
+	for _, c := range stale {
 		declareChain(&r.natChains, c)
 		r.deletes.WriteString("-X " + c + "\n")
 		out.deleted++

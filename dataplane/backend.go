@@ -18,6 +18,7 @@ package dataplane
 
 import (
 	"context"
+	"time"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -56,6 +57,14 @@ type Backend interface {
 // in the kernel and re-install its hooks, which repairs any such tampering.
 type FullSyncer interface {
 	RequestFullSync()
+}
+
+// WriteReporter is implemented by backends that can say how much a sync wrote to
+// the kernel, for the agent's svcplane_agent_rules_written_bytes_total.
+type WriteReporter interface {
+	// BytesWritten returns the size of what the last sync of family wrote, when
+	// that sync started at or after since and succeeded; ok is false otherwise.
+	BytesWritten(family model.Family, since time.Time) (n int, ok bool)
 }
 
 // SyncBackend returns the SyncFunc that applies desired() with b, telling b first

@@ -23,7 +23,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/svcplane/svcplane/dataplane"
-	"github.com/svcplane/svcplane/dataplane/iptables"
 	"github.com/svcplane/svcplane/dataplane/model"
 )
 
@@ -97,23 +96,10 @@ func (m *metrics) observeSync(b dataplane.Backend, start, end time.Time, err err
 }
 
 // bytesWritten returns how much the backend's sync of family that started at or
-// after since wrote, for the backends that say.
+// after since wrote, for the backends that say (dataplane.WriteReporter).
 func bytesWritten(b dataplane.Backend, family model.Family, since time.Time) (int, bool) {
-	// Look through decorators (conntrack.Backend) for the backend that wrote.
-	for {
-		w, ok := b.(interface{ Unwrap() dataplane.Backend })
-		if !ok {
-			break
-		}
-		b = w.Unwrap()
-	}
-	switch b := b.(type) {
-	case *iptables.Backend:
-		st := b.LastSync(family)
-		if st.Start.IsZero() || st.Start.Before(since) || st.Err != nil {
-			return 0, false
-		}
-		return st.PayloadBytes, true
+	if wr, ok := b.(dataplane.WriteReporter); ok {
+		return wr.BytesWritten(family, since)
 	}
 	return 0, false
 }

@@ -21,6 +21,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -65,9 +66,10 @@ type Backend struct {
 }
 
 var (
-	_ dataplane.Backend    = &Backend{}
-	_ dataplane.FullSyncer = &Backend{}
-	_ prometheus.Collector = &Backend{}
+	_ dataplane.Backend       = &Backend{}
+	_ dataplane.FullSyncer    = &Backend{}
+	_ dataplane.WriteReporter = &Backend{}
+	_ prometheus.Collector    = &Backend{}
 )
 
 // NewBackend returns a Backend applying rules with inner and clearing entries with
@@ -168,8 +170,14 @@ func (b *Backend) RequestFullSync() {
 	}
 }
 
-// Unwrap returns the wrapped backend.
-func (b *Backend) Unwrap() dataplane.Backend { return b.inner }
+// BytesWritten implements dataplane.WriteReporter for the wrapped backend, when it
+// is one: the conntrack CLI writes no rules.
+func (b *Backend) BytesWritten(family model.Family, since time.Time) (int, bool) {
+	if wr, ok := b.inner.(dataplane.WriteReporter); ok {
+		return wr.BytesWritten(family, since)
+	}
+	return 0, false
+}
 
 // Describe implements prometheus.Collector.
 func (b *Backend) Describe(ch chan<- *prometheus.Desc) {

@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -185,8 +186,8 @@ func TestBackendForwards(t *testing.T) {
 	if inner.full != 1 {
 		t.Errorf("RequestFullSync reached the wrapped backend %d times, want 1", inner.full)
 	}
-	if backend.Unwrap() != inner {
-		t.Error("Unwrap does not return the wrapped backend")
+	if n, ok := backend.BytesWritten(model.IPv4, time.Time{}); ok {
+		t.Errorf("BytesWritten = %d for a wrapped backend that does not report writes", n)
 	}
 
 	if err := backend.Sync(ctx, v4(port("10.96.0.10", []model.Endpoint{a}))); err != nil {

@@ -139,6 +139,16 @@ func (b *Backend) LastSync(family model.Family) SyncStats {
 	return SyncStats{}
 }
 
+// BytesWritten implements dataplane.WriteReporter: the iptables-restore payload of
+// the last sync of family.
+func (b *Backend) BytesWritten(family model.Family, since time.Time) (int, bool) {
+	st := b.LastSync(family)
+	if st.Start.IsZero() || st.Start.Before(since) || st.Err != nil {
+		return 0, false
+	}
+	return st.PayloadBytes, true
+}
+
 // Sync implements dataplane.Backend. Each family is written with one
 // iptables-restore --noflush run holding the filter and nat tables. A full sync
 // also removes service chains it finds in the kernel but does not need (left by a

@@ -34,8 +34,9 @@ import (
 )
 
 var (
-	_ dataplane.Backend    = &Backend{}
-	_ dataplane.FullSyncer = &Backend{}
+	_ dataplane.Backend       = &Backend{}
+	_ dataplane.FullSyncer    = &Backend{}
+	_ dataplane.WriteReporter = &Backend{}
 )
 
 func newBackend(t *testing.T, fake *Fake, families ...model.Family) *Backend {

@@ -17,7 +17,10 @@ limitations under the License.
 package iptables
 
 import (
+	"cmp"
+	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,19 +31,39 @@ import (
 
 // tracer follows a packet through the Fake's nat and filter tables the way
 // netfilter would for the first packet of a connection, and returns every outcome
-// the rules allow. Random choices (-m statistic) and affinity checks (-m recent
-// --rcheck) may go either way, so the tracer follows both branches: the result is
-// the set of possible outcomes, not one of them.
+// the rules allow. Random choices (-m statistic) may go either way, so the tracer
+// follows both branches: the result is the set of possible outcomes, not one of
+// them. Affinity checks (-m recent --rcheck) are decided by recent, the kernel's
+// memory of earlier connections that the test loads; what a path records (-m recent
+// --set) is part of its outcome, not of recent, so one trace never sees another's
+// connections.
 //
 // It understands exactly the matches and targets this package writes and fails the
 // test on anything else, so a new rule shape cannot slip past it untested.
 type tracer struct {
-	t      *testing.T
+	t      testing.TB
 	fake   *Fake
 	family model.Family
 	// local are the node's addresses, what -m addrtype --dst-type LOCAL matches
 	// (loopback addresses are local too).
 	local []netip.Addr
+	// recent are the -m recent lists as the packet finds them; nil for a node no
+	// client has connected through yet.
+	recent recentTable
+}
+
+// recentEntry is one address in one -m recent list.
+type recentEntry struct {
+	list string
+	addr netip.Addr
+}
+
+// recentTable holds the kernel's -m recent lists (xt_recent): for each entry, how
+// many seconds ago the list last recorded the address.
+type recentTable map[recentEntry]int
+
+func compareRecentEntries(a, b recentEntry) int {
+	return cmp.Or(strings.Compare(a.list, b.list), a.addr.Compare(b.addr))
 }
 
 // packet is the first packet of a connection.
@@ -53,12 +76,27 @@ type packet struct {
 	fromHost bool
 }
 
-// pktState is what the rules may change about a packet.
+// pktState is what the rules may change about a packet, and what it leaves behind.
 type pktState struct {
 	dst  netip.AddrPort
 	mark uint32
 	masq bool
 	dnat bool
+	// recorded are the entries -m recent --set added on the way, in path order.
+	// Paths share its backing array: extend it only through record.
+	recorded []recentEntry
+}
+
+// record returns s with e added to the recent lists, leaving s's other paths
+// alone.
+func (s pktState) record(e recentEntry) pktState {
+	s.recorded = append(slices.Clip(s.recorded), e)
+	return s
+}
+
+func (s pktState) equal(o pktState) bool {
+	return s.dst == o.dst && s.mark == o.mark && s.masq == o.masq && s.dnat == o.dnat &&
+		slices.Equal(s.recorded, o.recorded)
 }
 
 // verdict is how a chain walk ends: "" when it falls off the end, or the target
@@ -69,19 +107,58 @@ type verdict struct {
 	st     pktState
 }
 
+// outcome is one way the first packet of a connection may end.
+type outcome struct {
+	// what describes it as trace does.
+	what string
+	// recorded are the entries its path added to -m recent lists, sorted: what
+	// the kernel remembers of the connection for the client's next ones.
+	recorded []recentEntry
+}
+
+func newOutcome(what string, st pktState) outcome {
+	recorded := slices.Clone(st.recorded)
+	slices.SortFunc(recorded, compareRecentEntries)
+	return outcome{what: what, recorded: slices.Compact(recorded)}
+}
+
+func (o outcome) String() string {
+	s := o.what
+	for _, e := range o.recorded {
+		s += fmt.Sprintf(" recent[%s]+=%s", e.list, e.addr)
+	}
+	return s
+}
+
+func compareOutcomes(a, b outcome) int {
+	return cmp.Or(strings.Compare(a.what, b.what), slices.CompareFunc(a.recorded, b.recorded, compareRecentEntries))
+}
+
 // trace returns the packet's possible outcomes, sorted: "DNAT <addr:port>" with
 // " masq" when it is masqueraded, "ACCEPT <addr:port>" when it passes unchanged,
 // "LOCAL <addr:port>" when it is delivered to the node itself, or "DROP"/"REJECT".
+// outcomes tells what each records in the -m recent lists as well.
 func (tr *tracer) trace(p packet) []string {
+	tr.t.Helper()
+	var out []string
+	for _, o := range tr.outcomes(p) {
+		out = append(out, o.what)
+	}
+	return slices.Compact(out)
+}
+
+// outcomes returns the packet's possible outcomes, sorted by description, each
+// with the -m recent entries its path records.
+func (tr *tracer) outcomes(p packet) []outcome {
 	tr.t.Helper()
 	src := netip.MustParseAddr(p.src)
 	start := pktState{dst: netip.MustParseAddrPort(p.dst)}
-	var out []string
+	var out []outcome
 	if p.fromHost {
 		for _, n := range tr.hook(TableNAT, "OUTPUT", src, p.proto, start) {
 			for _, f := range tr.hook(TableFilter, "OUTPUT", src, p.proto, n.st) {
 				if f.target != "ACCEPT" {
-					out = append(out, f.target)
+					out = append(out, newOutcome(f.target, f.st))
 					continue
 				}
 				for _, post := range tr.hook(TableNAT, "POSTROUTING", src, p.proto, f.st) {
@@ -97,32 +174,32 @@ func (tr *tracer) trace(p packet) []string {
 			}
 			for _, f := range tr.hook(TableFilter, "FORWARD", src, p.proto, n.st) {
 				if f.target != "ACCEPT" {
-					out = append(out, f.target)
+					out = append(out, newOutcome(f.target, f.st))
 					continue
 				}
 				for _, post := range tr.hook(TableNAT, "POSTROUTING", src, p.proto, f.st) {
-					out = append(out, describe("ACCEPT", post.st))
+					out = append(out, newOutcome(describe("ACCEPT", post.st), post.st))
 				}
 			}
 		}
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	slices.SortFunc(out, compareOutcomes)
+	return slices.CompactFunc(out, func(a, b outcome) bool { return compareOutcomes(a, b) == 0 })
 }
 
 // deliver takes a packet for one of the node's addresses through filter INPUT, or
 // describes a packet leaving the node.
-func (tr *tracer) deliver(src netip.Addr, proto string, st pktState) []string {
+func (tr *tracer) deliver(src netip.Addr, proto string, st pktState) []outcome {
 	if !tr.isLocal(st.dst.Addr()) {
-		return []string{describe("ACCEPT", st)}
+		return []outcome{newOutcome(describe("ACCEPT", st), st)}
 	}
-	var out []string
+	var out []outcome
 	for _, in := range tr.hook(TableFilter, "INPUT", src, proto, st) {
 		if in.target != "ACCEPT" {
-			out = append(out, in.target)
+			out = append(out, newOutcome(in.target, in.st))
 			continue
 		}
-		out = append(out, describe("LOCAL", in.st))
+		out = append(out, newOutcome(describe("LOCAL", in.st), in.st))
 	}
 	return out
 }
@@ -173,12 +250,15 @@ func (tr *tracer) walk(table Table, chain string, src netip.Addr, proto string, 
 	for _, rule := range rules {
 		var next []pktState
 		for _, s := range running {
-			matched, maybe := tr.match(rule, src, proto, s)
+			matched, maybe, set := tr.match(rule, src, proto, s)
 			if !matched || maybe {
 				next = append(next, s)
 			}
 			if !matched {
 				continue
+			}
+			if set != nil {
+				s = s.record(*set)
 			}
 			target, opts := ruleTarget(rule)
 			switch target {
@@ -219,8 +299,9 @@ func (tr *tracer) walk(table Table, chain string, src netip.Addr, proto string, 
 }
 
 // match reports whether rule matches; maybe means it might match or not (a random
-// or affinity match), so both paths must be followed.
-func (tr *tracer) match(rule []string, src netip.Addr, proto string, s pktState) (matched, maybe bool) {
+// match), so both paths must be followed. set is the -m recent entry the rule
+// records when it matches.
+func (tr *tracer) match(rule []string, src netip.Addr, proto string, s pktState) (matched, maybe bool, set *recentEntry) {
 	tr.t.Helper()
 	matched = true
 	negate := false
@@ -243,12 +324,12 @@ func (tr *tracer) match(rule []string, src netip.Addr, proto string, s pktState)
 		case "-p":
 			ok = next() == proto
 		case "-m":
-			next() // the module's options follow
-			ok = true
-		case "--comment", "--name", "--mask", "--seconds", "--mode":
+			ok = true // the module's options follow
+			if next() == "recent" {
+				i, ok, set = tr.recentMatch(rule, i+1, src, s)
+			}
+		case "--comment", "--mode":
 			next()
-			ok = true
-		case "--set", "--rsource", "--reap":
 			ok = true
 		case "--dport":
 			ok = next() == strconv.Itoa(int(s.dst.Port()))
@@ -256,10 +337,8 @@ func (tr *tracer) match(rule []string, src netip.Addr, proto string, s pktState)
 			ok = tr.addrType(next(), s.dst.Addr())
 		case "--src-type":
 			ok = tr.addrType(next(), src)
-		case "--probability", "--rcheck":
-			if arg == "--probability" {
-				next()
-			}
+		case "--probability":
+			next()
 			ok, maybe = true, true
 		case "--mark":
 			value, mask, err := parseMark(next())
@@ -270,7 +349,7 @@ func (tr *tracer) match(rule []string, src netip.Addr, proto string, s pktState)
 		case "--ctstate":
 			ok = slices.Contains(strings.Split(next(), ","), "NEW") // always a first packet
 		case "-j", "-g":
-			return matched, maybe && matched
+			return matched, maybe && matched, set
 		default:
 			tr.t.Fatalf("tracer does not understand %q in rule %q", arg, strings.Join(rule, " "))
 		}
@@ -279,7 +358,121 @@ func (tr *tracer) match(rule []string, src netip.Addr, proto string, s pktState)
 		}
 		negate = false
 	}
-	return matched, maybe && matched
+	return matched, maybe && matched, set
+}
+
+// recentMatch evaluates the -m recent match whose options start at rule[i], for a
+// packet from src in state s. It returns the index of the match's last word,
+// whether it matches, and, for --set, the entry it records.
+//
+// The tracer knows the two uses kube-proxy makes of the module: --rcheck (with
+// --seconds, and --reap to forget older entries) to find the endpoint a client
+// last used, and --set to record that endpoint. It refuses what the kernel refuses (xt_recent's
+// checkentry: one action, no --seconds or --reap with --set, no --reap without
+// --seconds), --name left to the kernel's DEFAULT list, which every rule naming no
+// list shares, and --mask or --rsource left to their defaults, which
+// iptables-save always prints: the renderer writes rules as it prints them.
+func (tr *tracer) recentMatch(rule []string, i int, src netip.Addr, s pktState) (last int, ok bool, set *recentEntry) {
+	tr.t.Helper()
+	fail := func(format string, args ...any) {
+		tr.t.Helper()
+		tr.t.Fatalf("tracer: -m recent %s: rule %q", fmt.Sprintf(format, args...), strings.Join(rule, " "))
+	}
+	value := func() string {
+		if i+1 >= len(rule) {
+			fail("lacks the value of %s", rule[i])
+		}
+		i++
+		return rule[i]
+	}
+	var (
+		list                         string
+		mask                         netip.Addr
+		seconds                      int
+		rcheck, record, reap, source bool
+	)
+options:
+	for ; i < len(rule); i++ {
+		switch w := rule[i]; w {
+		case "--name":
+			list = value()
+		case "--mask":
+			var err error
+			if mask, err = netip.ParseAddr(value()); err != nil {
+				fail("%v", err)
+			}
+		case "--seconds":
+			var err error
+			if seconds, err = strconv.Atoi(value()); err != nil || seconds < 1 {
+				fail("has a bad --seconds")
+			}
+		case "--rcheck":
+			rcheck = true
+		case "--set":
+			record = true
+		case "--reap":
+			reap = true
+		case "--rsource":
+			source = true
+		case "!":
+			if i+1 < len(rule) && strings.HasPrefix(rule[i+1], "--") {
+				fail("negates %s, which the tracer does not understand", rule[i+1])
+			}
+			break options
+		default:
+			// What follows the module's options is another module (-m), the
+			// target (-j) or an option of no module.
+			if strings.HasPrefix(w, "--") {
+				fail("has %s, which the tracer does not understand", w)
+			}
+			break options
+		}
+	}
+	last = i - 1
+
+	switch {
+	case rcheck == record:
+		fail("needs exactly one of --rcheck and --set")
+	case record && (seconds != 0 || reap):
+		fail("--set with --seconds or --reap, which the kernel refuses")
+	case reap && seconds == 0:
+		fail("--reap without --seconds, which the kernel refuses")
+	case list == "":
+		fail("has no --name, so it uses the DEFAULT list that every such rule shares")
+	case !mask.IsValid():
+		fail("leaves --mask out, which iptables-save always prints")
+	case !source:
+		fail("leaves --rsource out, which iptables-save always prints")
+	case mask.BitLen() != src.BitLen():
+		fail("has a --mask of another family than %s", src)
+	}
+	entry := recentEntry{list: list, addr: maskAddr(src, mask)}
+
+	if record {
+		// --set records the client as soon as the kernel evaluates it, whatever
+		// the matches after it decide.
+		if i < len(rule) && rule[i] != "-j" && rule[i] != "-g" {
+			fail("--set is not the rule's last match: it would record clients the rule does not take")
+		}
+		return last, true, &entry
+	}
+	age, seen := tr.recent[entry]
+	if slices.Contains(s.recorded, entry) {
+		age, seen = 0, true // recorded earlier on this packet's path
+	}
+	// xt_recent takes an address last seen at most --seconds ago, the bound
+	// included; without --seconds, any age will do.
+	return last, seen && (seconds == 0 || age <= seconds), nil
+}
+
+// maskAddr returns a with only the bits set in mask, an address of a's family.
+func maskAddr(a, mask netip.Addr) netip.Addr {
+	b, m := a.AsSlice(), mask.AsSlice()
+	for i := range b {
+		b[i] &= m[i]
+	}
+	out, _ := netip.AddrFromSlice(b)
+	return out
 }
 
 func (tr *tracer) addrType(typ string, a netip.Addr) bool {
@@ -293,7 +486,7 @@ func (tr *tracer) isLocal(a netip.Addr) bool {
 	return a.IsLoopback() || slices.Contains(tr.local, a)
 }
 
-func contains(t *testing.T, prefix string, a netip.Addr) bool {
+func contains(t testing.TB, prefix string, a netip.Addr) bool {
 	p, err := netip.ParsePrefix(prefix)
 	if err != nil {
 		t.Fatalf("tracer: %v", err)
@@ -301,7 +494,7 @@ func contains(t *testing.T, prefix string, a netip.Addr) bool {
 	return p.Contains(a)
 }
 
-func option(t *testing.T, opts []string, name string) string {
+func option(t testing.TB, opts []string, name string) string {
 	i := slices.Index(opts, name)
 	if i < 0 || i+1 >= len(opts) {
 		t.Fatalf("tracer: target options %v lack %s", opts, name)
@@ -312,7 +505,7 @@ func option(t *testing.T, opts []string, name string) string {
 func uniqueStates(states []pktState) []pktState {
 	var out []pktState
 	for _, s := range states {
-		if !slices.Contains(out, s) {
+		if !slices.ContainsFunc(out, s.equal) {
 			out = append(out, s)
 		}
 	}
@@ -555,5 +748,373 @@ func TestTraceNodePortAddresses(t *testing.T) {
 	}
 	if got, want := tr.trace(packet{src: "203.0.113.7", dst: "172.16.0.10:30080", proto: "tcp"}), []string{"LOCAL 172.16.0.10:30080"}; !slices.Equal(got, want) {
 		t.Errorf("other address: %q, want %q", got, want)
+	}
+}
+
+// TestTraceAffinity checks ClientIP affinity against the kernel's memory of
+// earlier connections: with none, a client may land on any endpoint, and its
+// connection records it in the list of the endpoint it lands on; with a recent
+// entry, it lands on that entry's endpoint again, as long as the entry is no older
+// than the timeout, the service still has the endpoint and the traffic policy
+// allows it.
+func TestTraceAffinity(t *testing.T) {
+	const timeout = 600 // seconds
+	var (
+		sticky = svcPort("sticky", "10.96.0.19", eps("10.244.1.19/local", "10.244.2.19", "10.244.2.29"),
+			nodePort(30019), loadBalancer("192.0.2.19"), sourceRanges("203.0.113.0/24"), affinity(timeout))
+		// other shares an endpoint with sticky.
+		other = svcPort("other", "10.96.0.22", eps("10.244.2.19", "10.244.2.39"), affinity(timeout))
+		local = svcPort("sticky-local", "10.96.0.20", eps("10.244.1.21/local", "10.244.1.22/local", "10.244.2.21"),
+			nodePort(30020), externalLocal(32020), affinity(timeout))
+		internal = svcPort("sticky-internal", "10.96.0.21", eps("10.244.1.23/local", "10.244.1.24/local", "10.244.2.23"),
+			internalLocal, affinity(timeout))
+		sticky6 = svcPort("sticky", "fd00:10:96::19", eps("fd00:10:244:1::19/local", "fd00:10:244:2::19"), affinity(timeout))
+	)
+	const (
+		pod        = "10.244.1.30"
+		neighbour  = "10.244.1.31" // pod's neighbour: a mask wider than one address would pin it too
+		client     = "203.0.113.7"
+		node       = "192.168.0.10"
+		pod6       = "fd00:10:244:1::30"
+		neighbour6 = "fd00:10:244:1::31"
+	)
+	// seen says that src's last connection to p went to the endpoint at dest,
+	// age seconds ago.
+	seen := func(p *model.ServicePort, dest, src string, age int) recentTable {
+		return recentTable{{list: endpointChain(p.Name, dest), addr: netip.MustParseAddr(src)}: age}
+	}
+	tests := []struct {
+		name   string
+		svc    *model.ServicePort // the service the packet is for
+		recent recentTable
+		pkt    packet
+		want   []string
+	}{{
+		name: "with no memory, a pod may land on any endpoint",
+		svc:  sticky,
+		pkt:  packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
+		want: []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
+	}, {
+		name: "with no memory, an external client → node port may land on any endpoint",
+		svc:  sticky,
+		pkt:  packet{src: client, dst: node + ":30019", proto: "tcp"},
+		want: []string{"DNAT 10.244.1.19:8080 masq", "DNAT 10.244.2.19:8080 masq", "DNAT 10.244.2.29:8080 masq"},
+	}, {
+		name:   "a pod goes back to its last endpoint",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.2.19:8080", pod, 0),
+		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.2.19:8080"},
+	}, {
+		name:   "… whichever endpoint that was",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.1.19:8080", pod, 0),
+		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.19:8080"},
+	}, {
+		name:   "an external client → node port goes back to its last endpoint",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.2.29:8080", client, 0),
+		pkt:    packet{src: client, dst: node + ":30019", proto: "tcp"},
+		want:   []string{"DNAT 10.244.2.29:8080 masq"},
+	}, {
+		name:   "an external client → LB IP goes back to its last endpoint",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.2.29:8080", client, 0),
+		pkt:    packet{src: client, dst: "192.0.2.19:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.2.29:8080 masq"},
+	}, {
+		name:   "the node itself goes back to its last endpoint",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.2.19:8080", node, 0),
+		pkt:    packet{src: node, dst: "10.96.0.19:80", proto: "tcp", fromHost: true},
+		want:   []string{"DNAT 10.244.2.19:8080 masq"},
+	}, {
+		name:   "a client last seen exactly the timeout ago is still pinned",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.2.19:8080", pod, timeout),
+		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.2.19:8080"},
+	}, {
+		name:   "a client last seen longer than the timeout ago may land anywhere",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.2.19:8080", pod, timeout+1),
+		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
+	}, {
+		name:   "another client is not pinned by a pod's memory, even next to it",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.2.19:8080", pod, 0),
+		pkt:    packet{src: neighbour, dst: "10.96.0.19:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
+	}, {
+		name:   "an external client is not pinned by a pod's memory",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.2.19:8080", pod, 0),
+		pkt:    packet{src: client, dst: node + ":30019", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.19:8080 masq", "DNAT 10.244.2.19:8080 masq", "DNAT 10.244.2.29:8080 masq"},
+	}, {
+		name:   "memory of an endpoint the service no longer has pins nothing",
+		svc:    sticky,
+		recent: seen(sticky, "10.244.2.99:8080", pod, 0),
+		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
+	}, {
+		name:   "memory of another service's use of a shared endpoint pins nothing",
+		svc:    sticky,
+		recent: seen(other, "10.244.2.19:8080", pod, 0),
+		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
+	}, {
+		name:   "… nor does memory of this service's use of it pin the other service",
+		svc:    other,
+		recent: seen(sticky, "10.244.2.19:8080", pod, 0),
+		pkt:    packet{src: pod, dst: "10.96.0.22:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.2.19:8080", "DNAT 10.244.2.39:8080"},
+	}, {
+		name: "eTP Local with no memory: external → node port lands on a local endpoint, source kept",
+		svc:  local,
+		pkt:  packet{src: client, dst: node + ":30020", proto: "tcp"},
+		want: []string{"DNAT 10.244.1.21:8080", "DNAT 10.244.1.22:8080"},
+	}, {
+		name:   "eTP Local: external → node port goes back to its last local endpoint",
+		svc:    local,
+		recent: seen(local, "10.244.1.22:8080", client, 0),
+		pkt:    packet{src: client, dst: node + ":30020", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.22:8080"},
+	}, {
+		name:   "eTP Local: memory of a remote endpoint does not take external traffic off the node",
+		svc:    local,
+		recent: seen(local, "10.244.2.21:8080", client, 0),
+		pkt:    packet{src: client, dst: node + ":30020", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.21:8080", "DNAT 10.244.1.22:8080"},
+	}, {
+		name:   "eTP Local: the cluster IP still goes back to a remote endpoint",
+		svc:    local,
+		recent: seen(local, "10.244.2.21:8080", pod, 0),
+		pkt:    packet{src: pod, dst: "10.96.0.20:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.2.21:8080"},
+	}, {
+		name:   "eTP Local: a pod → node port takes the Cluster path, affinity included",
+		svc:    local,
+		recent: seen(local, "10.244.2.21:8080", pod, 0),
+		pkt:    packet{src: pod, dst: node + ":30020", proto: "tcp"},
+		want:   []string{"DNAT 10.244.2.21:8080"},
+	}, {
+		name:   "iTP Local: a pod goes back to its last local endpoint",
+		svc:    internal,
+		recent: seen(internal, "10.244.1.24:8080", pod, 0),
+		pkt:    packet{src: pod, dst: "10.96.0.21:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.24:8080"},
+	}, {
+		name:   "iTP Local: memory of a remote endpoint does not take the pod off the node",
+		svc:    internal,
+		recent: seen(internal, "10.244.2.23:8080", pod, 0),
+		pkt:    packet{src: pod, dst: "10.96.0.21:80", proto: "tcp"},
+		want:   []string{"DNAT 10.244.1.23:8080", "DNAT 10.244.1.24:8080"},
+	}, {
+		name: "IPv6: with no memory, a pod may land on any endpoint",
+		svc:  sticky6,
+		pkt:  packet{src: pod6, dst: "[fd00:10:96::19]:80", proto: "tcp"},
+		want: []string{"DNAT [fd00:10:244:1::19]:8080", "DNAT [fd00:10:244:2::19]:8080"},
+	}, {
+		name:   "IPv6: a pod goes back to its last endpoint",
+		svc:    sticky6,
+		recent: seen(sticky6, "[fd00:10:244:2::19]:8080", pod6, 0),
+		pkt:    packet{src: pod6, dst: "[fd00:10:96::19]:80", proto: "tcp"},
+		want:   []string{"DNAT [fd00:10:244:2::19]:8080"},
+	}, {
+		name:   "IPv6: its neighbour is not pinned",
+		svc:    sticky6,
+		recent: seen(sticky6, "[fd00:10:244:2::19]:8080", pod6, 0),
+		pkt:    packet{src: neighbour6, dst: "[fd00:10:96::19]:80", proto: "tcp"},
+		want:   []string{"DNAT [fd00:10:244:1::19]:8080", "DNAT [fd00:10:244:2::19]:8080"},
+	}}
+	st := state(sticky, other, local, internal, sticky6)
+	tracers := map[model.Family]*tracer{
+		model.IPv4: newTracer(t, st, model.IPv4),
+		model.IPv6: newTracer(t, st, model.IPv6),
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := *tracers[model.FamilyOf(tt.svc.ClusterIP)]
+			tr.t = t
+			tr.recent = tt.recent
+			outcomes := tr.outcomes(tt.pkt)
+			var got []string
+			for _, o := range outcomes {
+				got = append(got, o.what)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("trace(%+v)\n got %q\nwant %q", tt.pkt, outcomes, tt.want)
+			}
+			// Each connection records its client in the list of the endpoint it
+			// lands on, the list the service's checks read back, and nowhere else.
+			src := netip.MustParseAddr(tt.pkt.src)
+			for _, o := range outcomes {
+				var want []recentEntry
+				if dest, ok := strings.CutPrefix(o.what, "DNAT "); ok {
+					dest, _, _ = strings.Cut(dest, " ")
+					want = []recentEntry{{list: endpointChain(tt.svc.Name, dest), addr: src}}
+				}
+				if !slices.Equal(o.recorded, want) {
+					t.Errorf("outcome %s records %v, want %v", o, o.recorded, want)
+				}
+			}
+		})
+	}
+}
+
+// TestTraceAffinityRoundTrip follows a client from connection to connection: the
+// memory its first connection leaves sends the next ones to the same endpoint,
+// whichever it was, until the endpoint leaves the service; and it pins the client
+// only for that service.
+func TestTraceAffinityRoundTrip(t *testing.T) {
+	endpoints := eps("10.244.1.19/local", "10.244.2.19", "10.244.2.29")
+	sticky := svcPort("sticky", "10.96.0.19", endpoints, nodePort(30019), affinity(600))
+	other := svcPort("other", "10.96.0.22", endpoints, affinity(600))
+	first := packet{src: "203.0.113.7", dst: "192.168.0.10:30019", proto: "tcp"}
+	toOther := packet{src: first.src, dst: "10.96.0.22:80", proto: "tcp"}
+
+	tr := newTracer(t, state(sticky, other), model.IPv4)
+	outcomes := tr.outcomes(first)
+	if len(outcomes) != len(endpoints) {
+		t.Fatalf("first connection: %v, want one outcome per endpoint", outcomes)
+	}
+	for _, o := range outcomes {
+		memory := recentTable{}
+		for _, e := range o.recorded {
+			memory[e] = 1
+		}
+		again := *tr
+		again.recent = memory
+		if got, want := again.trace(first), []string{o.what}; !slices.Equal(got, want) {
+			t.Errorf("after %s: next connection %q, want %q", o, got, want)
+		}
+		if got, want := again.trace(toOther), tr.trace(toOther); !slices.Equal(got, want) {
+			t.Errorf("after %s: connection to another service %q, want %q", o, got, want)
+		}
+
+		// The endpoint goes away; its list may outlive it.
+		dest, _, _ := strings.Cut(strings.TrimPrefix(o.what, "DNAT "), " ")
+		rest := slices.DeleteFunc(slices.Clone(endpoints), func(ep model.Endpoint) bool { return ep.AddrPort().String() == dest })
+		after := newTracer(t, state(svcPort("sticky", "10.96.0.19", rest, nodePort(30019), affinity(600))), model.IPv4)
+		want := after.trace(first)
+		after.recent = memory
+		if got := after.trace(first); len(want) != len(rest) || !slices.Equal(got, want) {
+			t.Errorf("after %s and its endpoint's removal: next connection %q, want %q (one per remaining endpoint)", o, got, want)
+		}
+	}
+}
+
+// refusal is a testing.TB whose Fatal records its message and ends only the
+// goroutine calling it, so that a test can check that the tracer refuses a rule.
+type refusal struct {
+	testing.TB
+	msg string
+}
+
+func (r *refusal) Helper() {}
+
+func (r *refusal) Fatal(args ...any) {
+	r.msg = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+func (r *refusal) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestTraceRecentMatch checks the tracer's model of -m recent on rules written by
+// hand, including ones the Fake accepts but the tracer must refuse.
+func TestTraceRecentMatch(t *testing.T) {
+	const (
+		list   = "SVCP-SEP-TEST"
+		client = "203.0.113.7"
+		mask   = "--mask 255.255.255.255 --rsource"
+	)
+	pkt := packet{src: client, dst: "10.96.0.10:80", proto: "tcp"}
+	// load returns a tracer over a nat PREROUTING that DNATs pkt when recent
+	// matches.
+	load := func(t *testing.T, recent string) *tracer {
+		t.Helper()
+		fake := NewFake()
+		payload := "*nat\n-A PREROUTING -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m recent " + recent +
+			" -j DNAT --to-destination 10.244.2.6:8080\nCOMMIT\n"
+		if err := fake.Restore(t.Context(), model.IPv4, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+		return &tracer{t: t, fake: fake, family: model.IPv4, local: []netip.Addr{nodeIPv4}}
+	}
+	entry := recentEntry{list: list, addr: netip.MustParseAddr(client)}
+
+	t.Run("--rcheck", func(t *testing.T) {
+		tr := load(t, "--rcheck --seconds 60 --reap --name "+list+" "+mask)
+		for _, tc := range []struct {
+			recent recentTable
+			want   string
+		}{
+			{nil, "ACCEPT 10.96.0.10:80"},
+			{recentTable{entry: 60}, "DNAT 10.244.2.6:8080"},
+			{recentTable{entry: 61}, "ACCEPT 10.96.0.10:80"},
+			{recentTable{{list: list + "X", addr: entry.addr}: 0}, "ACCEPT 10.96.0.10:80"},
+			{recentTable{{list: list, addr: netip.MustParseAddr("203.0.113.8")}: 0}, "ACCEPT 10.96.0.10:80"},
+		} {
+			tr.recent = tc.recent
+			if got := tr.outcomes(pkt); len(got) != 1 || got[0].String() != tc.want {
+				t.Errorf("with %v: %v, want %s", tc.recent, got, tc.want)
+			}
+		}
+	})
+	t.Run("--rcheck without --seconds", func(t *testing.T) {
+		tr := load(t, "--rcheck --name "+list+" "+mask)
+		tr.recent = recentTable{entry: 1 << 20}
+		if got, want := tr.trace(pkt), []string{"DNAT 10.244.2.6:8080"}; !slices.Equal(got, want) {
+			t.Errorf("%q, want %q", got, want)
+		}
+	})
+	t.Run("--mask", func(t *testing.T) {
+		tr := load(t, "--rcheck --name "+list+" --mask 255.255.255.0 --rsource")
+		tr.recent = recentTable{{list: list, addr: netip.MustParseAddr("203.0.113.0")}: 0}
+		if got, want := tr.trace(pkt), []string{"DNAT 10.244.2.6:8080"}; !slices.Equal(got, want) {
+			t.Errorf("%q, want %q", got, want)
+		}
+	})
+	t.Run("--set", func(t *testing.T) {
+		tr := load(t, "--set --name "+list+" "+mask)
+		want := outcome{what: "DNAT 10.244.2.6:8080", recorded: []recentEntry{entry}}
+		if got := tr.outcomes(pkt); len(got) != 1 || compareOutcomes(got[0], want) != 0 {
+			t.Errorf("%v, want %v", got, want)
+		}
+	})
+
+	for _, tc := range []struct{ recent, refusal string }{
+		{"--rcheck --seconds 60 --reap --name " + list + " --mask 255.255.255.255", "leaves --rsource out"},
+		{"--rcheck --seconds 60 --reap --name " + list + " --rsource", "leaves --mask out"},
+		{"--rcheck --seconds 60 --reap " + mask, "no --name"},
+		{"--rcheck --reap --name " + list + " " + mask, "--reap without --seconds"},
+		{"--set --seconds 60 --name " + list + " " + mask, "--set with --seconds"},
+		{"--set --seconds 60 --reap --name " + list + " " + mask, "--set with --seconds"},
+		{"--rcheck --set --name " + list + " " + mask, "exactly one"},
+		{"--name " + list + " " + mask, "exactly one"},
+		{"--update --seconds 60 --name " + list + " " + mask, "--update"},
+		{"! --rcheck --seconds 60 --name " + list + " " + mask, "negates"},
+		{"--set --name " + list + " " + mask + " -m comment --comment x", "last match"},
+	} {
+		t.Run("refuses "+tc.recent, func(t *testing.T) {
+			tr := load(t, tc.recent)
+			r := &refusal{TB: t}
+			tr.t = r
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				tr.trace(pkt)
+			}()
+			<-done
+			if !strings.Contains(r.msg, tc.refusal) {
+				t.Errorf("-m recent %s: the tracer says %q, want a refusal naming %q", tc.recent, r.msg, tc.refusal)
+			}
+		})
 	}
 }

@@ -619,6 +619,9 @@ func checkRule(family model.Family, tname Table, t *fakeTable, args []string) er
 		proto   string
 		modules []string
 		negate  bool
+		// recent are the -m recent options given, which the kernel checks
+		// together when the rule is added.
+		recent = map[string]bool{}
 	)
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -683,6 +686,9 @@ func checkRule(family model.Family, tname Table, t *fakeTable, args []string) er
 			if wasNegated {
 				return fmt.Errorf("cannot negate %s", a)
 			}
+			if err := checkRecent(modules, recent); err != nil {
+				return err
+			}
 			return checkTarget(family, tname, t, proto, v, args[i+1:])
 		default:
 			opt, ok := matchOptions[a]
@@ -698,6 +704,9 @@ func checkRule(family model.Family, tname Table, t *fakeTable, args []string) er
 			} else if !slices.Contains(modules, module) {
 				return fmt.Errorf("%s needs -m %s", a, module)
 			}
+			if module == "recent" {
+				recent[a] = true
+			}
 			var v string
 			if opt.values > 0 {
 				var err error
@@ -712,6 +721,30 @@ func checkRule(family model.Family, tname Table, t *fakeTable, args []string) er
 	}
 	if negate {
 		return fmt.Errorf("dangling !")
+	}
+	return checkRecent(modules, recent)
+}
+
+// checkRecent checks the options of a recent match as the kernel's xt_recent does:
+// exactly one command (--set, --rcheck or --update); --seconds and --reap only
+// with --rcheck or --update, and --reap only with --seconds.
+func checkRecent(modules []string, opts map[string]bool) error {
+	if !slices.Contains(modules, "recent") {
+		return nil
+	}
+	commands := 0
+	for _, c := range []string{"--set", "--rcheck", "--update"} {
+		if opts[c] {
+			commands++
+		}
+	}
+	switch {
+	case commands != 1:
+		return fmt.Errorf("recent: exactly one of --set, --rcheck or --update is needed, got %d", commands)
+	case opts["--set"] && (opts["--seconds"] || opts["--reap"]):
+		return fmt.Errorf("recent: --seconds and --reap only go with --rcheck or --update")
+	case opts["--reap"] && !opts["--seconds"]:
+		return fmt.Errorf("recent: --reap needs --seconds")
 	}
 	return nil
 }

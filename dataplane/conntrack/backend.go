@@ -43,17 +43,13 @@ type Backend struct {
 	exec  Executor
 
 	mu sync.Mutex
-	// applied is the state inner last applied; nil until a Sync succeeds, so
-	// that the first one clears nothing. The agent has just started, and what
-	// the kernel holds came from an earlier process: nothing can be shown to be
-	// stale, and clearing everything would cut every healthy UDP flow on each
-	// restart. That is what the change-based cleanup of older kube-proxies did,
-	// as far as their code reads: their endpoints map starts empty, so every
-	// UDP service with endpoints was newly active at start. Current kube-proxy
-	// instead lists the whole table after each sync and deletes the entries of
-	// UDP service addresses that do not reach a serving endpoint, which also
-	// repairs what happened while it was down; a diff cannot, and flows left
-	// stale across a restart last until they expire.
+	// applied is the state inner last applied; nil until a Sync succeeds. The
+	// first Sync has nothing to compare with: the agent has just started, and
+	// what the kernel holds came from an earlier process or from before any
+	// rule existed. It lists the kernel's UDP entries instead and clears those
+	// the new rules would not have made (Scan), as current kube-proxy does after
+	// every sync; later Syncs clear only what their change made stale (Stale),
+	// which needs no listing of a table that may hold a million entries.
 	applied *model.State
 	// attempted are the states of the Syncs that failed since applied, the most
 	// recent last. A failed Sync leaves each family's rules either as they were or
@@ -109,9 +105,32 @@ func (b *Backend) Sync(ctx context.Context, desired *model.State) error {
 			filters[f] = true
 		}
 	}
+	if b.applied == nil {
+		for _, f := range b.scan(ctx, desired) {
+			filters[f] = true
+		}
+	}
 	b.applied, b.attempted = desired, nil
 	b.clear(ctx, slices.SortedFunc(maps.Keys(filters), Filter.Compare))
 	return nil
+}
+
+// scan lists the kernel's UDP entries of each family with something to check and
+// returns the filters of those desired's rules would not have made (Scan). A
+// failed listing is logged and counted, and leaves that family's stale entries to
+// expire.
+func (b *Backend) scan(ctx context.Context, desired *model.State) []Filter {
+	var out []Filter
+	for _, family := range NeedsScan(desired) {
+		entries, err := b.exec.List(ctx, family, model.UDP)
+		if err != nil {
+			b.failures.Add(1)
+			logf.FromContext(ctx).Error(err, "listing conntrack entries to find those left stale while the agent was not running", "family", family.String())
+			continue
+		}
+		out = append(out, Scan(desired, family, entries)...)
+	}
+	return out
 }
 
 // attempt remembers st as a state the kernel may hold, besides applied.

@@ -83,8 +83,12 @@ func TestBackendClearsAfterSuccessfulSyncs(t *testing.T) {
 	backend := NewBackend(inner, fake)
 	ctx := t.Context()
 
-	// The first sync has nothing to compare with: the flow to c, whatever put
-	// it there, stays.
+	// The first sync has nothing to compare with: it lists the table and clears
+	// the flow to c, which is no endpoint of the port any more, and the flow
+	// that was never DNATed (sent before any rule existed). a's and b's stay.
+	unNATed := Entry{Family: model.IPv4, Protocol: model.UDP,
+		Src: netip.MustParseAddrPort("10.244.2.9:41000"), Dst: netip.MustParseAddrPort("10.96.0.10:53")}
+	fake.Add(unNATed)
 	s1 := v4(port("10.96.0.10", []model.Endpoint{a, b}))
 	if err := backend.Sync(ctx, s1); err != nil {
 		t.Fatal(err)
@@ -92,19 +96,25 @@ func TestBackendClearsAfterSuccessfulSyncs(t *testing.T) {
 	if inner.applied != s1 {
 		t.Error("the wrapped backend did not apply the first state")
 	}
-	if calls := fake.Calls(); len(calls) != 0 {
-		t.Errorf("the first sync cleared %v", calls)
+	if got, want := fake.Entries(), flows(a, b, c); !slices.Equal(got, want[:2]) {
+		t.Errorf("after the first sync, the table holds\n%s", fake.Dump())
+	}
+	if fake.Lists() != 1 {
+		t.Errorf("the first sync listed the table %d times, want 1", fake.Lists())
 	}
 
-	// b goes: its flow goes, a's and c's stay.
+	// b goes: its flow goes, a's stays, and nothing is listed again.
 	if err := backend.Sync(ctx, v4(port("10.96.0.10", []model.Endpoint{a}))); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fake.Entries(), flows(a, b, c); !slices.Equal(got, []Entry{want[0], want[2]}) {
+	if got, want := fake.Entries(), flows(a, b, c); !slices.Equal(got, want[:1]) {
 		t.Errorf("after b went, the table holds\n%s", fake.Dump())
 	}
-	if got := counter(t, backend, "svcplane_agent_conntrack_entries_deleted_total"); got != 1 {
-		t.Errorf("deleted counter %v, want 1", got)
+	if got := counter(t, backend, "svcplane_agent_conntrack_entries_deleted_total"); got != 3 {
+		t.Errorf("deleted counter %v, want 3", got)
+	}
+	if fake.Lists() != 1 {
+		t.Errorf("later syncs listed the table: %d lists in all, want 1", fake.Lists())
 	}
 
 	// The same state again clears nothing.
@@ -165,8 +175,10 @@ func TestBackendConntrackErrorsDoNotFailSync(t *testing.T) {
 	if inner.applied != s2 {
 		t.Error("the wrapped backend did not apply the state")
 	}
-	if got := counter(t, backend, "svcplane_agent_conntrack_cleanup_failures_total"); got != 2 { // cluster IP and node port
-		t.Errorf("failures counter %v, want 2", got)
+	// The first sync's listing, then the deletions of the cluster IP's and the
+	// node port's flows.
+	if got := counter(t, backend, "svcplane_agent_conntrack_cleanup_failures_total"); got != 3 {
+		t.Errorf("failures counter %v, want 3", got)
 	}
 }
 

@@ -26,8 +26,9 @@ limitations under the License.
 // need nothing: their connections end with the endpoint, and a new connection is
 // a new DNAT decision.
 //
-// Stale computes what to clear from two desired states (plain Go); Exec deletes
-// it with the conntrack CLI, Fake is a strict in-memory conntrack table for tests;
-// Backend wraps another dataplane.Backend and clears after each Sync that
-// succeeded.
+// Stale computes what to clear from two desired states, and Scan from one state
+// and the entries the kernel lists, for the first sync after a start (plain Go);
+// Exec lists and deletes entries with the conntrack CLI, Fake is a strict
+// in-memory conntrack table for tests; Backend wraps another dataplane.Backend and
+// clears after each Sync that succeeded.
 package conntrack

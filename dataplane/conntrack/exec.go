@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/svcplane/svcplane/dataplane/model"
 )
 
 // Executor deletes conntrack entries.
@@ -33,6 +35,8 @@ type Executor interface {
 	// Finding none is not an error. An error means the kernel's table could not
 	// be searched or changed; some entries may have been deleted.
 	Delete(ctx context.Context, f Filter) (int, error)
+	// List returns the entries of one family and protocol.
+	List(ctx context.Context, family model.Family, protocol model.Protocol) ([]Entry, error)
 }
 
 // Runner runs the command name with args and returns its combined output and exit
@@ -75,6 +79,22 @@ func (e *Exec) Delete(ctx context.Context, f Filter) (int, error) {
 		return 0, nil
 	}
 	return max(n, 0), fmt.Errorf("conntrack %s: exit status %d: %s", strings.Join(args, " "), code, strings.TrimSpace(string(out)))
+}
+
+// List runs conntrack -L for family and protocol and reads its output.
+func (e *Exec) List(ctx context.Context, family model.Family, protocol model.Protocol) ([]Entry, error) {
+	args := []string{"-L", "-f", "ipv4", "-p", strings.ToLower(string(protocol))}
+	if family == model.IPv6 {
+		args[2] = "ipv6"
+	}
+	out, code, err := e.run(ctx, args...)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("exit status %d", code)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("conntrack %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return parseEntries(family, out), nil
 }
 
 // Version runs conntrack --version and returns what it prints: it fails when the

@@ -219,14 +219,35 @@ func TestExecAgainstKernel(t *testing.T) {
 		conntrack(args...)
 	}
 
+	// The kernel lists what the Fake holds, DNAT included.
+	fake := NewFake(entries...)
+	e := &Exec{Prefix: prefix}
+	for _, family := range model.Families {
+		for _, proto := range []model.Protocol{model.UDP, model.TCP} {
+			got, err := e.List(t.Context(), family, proto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := fake.List(t.Context(), family, proto)
+			sortEntries := func(es []Entry) {
+				slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.String(), b.String()) })
+			}
+			sortEntries(got)
+			sortEntries(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("List(%v, %s) =\n%v\nwant\n%v", family, proto, got, want)
+			}
+		}
+	}
+
 	filters := []Filter{
+		// One flow, by its source: the IPv4 one to 10.96.0.10:53 from port 40001.
+		{Family: model.IPv4, Protocol: model.UDP, Dst: netip.MustParseAddr("10.96.0.10"), Port: 53, Src: ap("10.244.2.5:40001")},
 		{Family: model.IPv4, Protocol: model.UDP, Dst: netip.MustParseAddr("10.96.0.10"), Port: 53, DNAT: netip.MustParseAddr("10.244.1.10")},
 		{Family: model.IPv4, Protocol: model.UDP, Port: 30053, DNAT: netip.MustParseAddr("10.244.1.10")},
 		{Family: model.IPv6, Protocol: model.UDP, Dst: netip.MustParseAddr("fd00:96::10"), Port: 53},
 		{Family: model.IPv6, Protocol: model.UDP, Port: 30053}, // matches nothing
 	}
-	fake := NewFake(entries...)
-	e := &Exec{Prefix: prefix}
 	for _, f := range filters {
 		want, err := fake.Delete(t.Context(), f)
 		if err != nil {

@@ -26,31 +26,6 @@ import (
 	"github.com/svcplane/svcplane/dataplane/model"
 )
 
-// Entry is one conntrack entry: as much of one as a Filter can select.
-type Entry struct {
-	Family   model.Family
-	Protocol model.Protocol
-	// Src and Dst are the original direction's source and destination.
-	Src, Dst netip.AddrPort
-	// DNAT is where the destination was rewritten to; the zero AddrPort when it
-	// was not.
-	DNAT netip.AddrPort
-}
-
-// String returns the entry in conntrack -L's syntax, without timeout, state and
-// mark: "udp 17 src=... dst=... sport=... dport=... src=... dst=... sport=...
-// dport=...", the second tuple being the expected reply.
-func (e Entry) String() string {
-	reply := e.Dst
-	if e.DNAT.IsValid() {
-		reply = e.DNAT
-	}
-	proto := map[model.Protocol]string{model.TCP: "tcp      6", model.UDP: "udp      17", model.SCTP: "sctp     132"}[e.Protocol]
-	return fmt.Sprintf("%s src=%s dst=%s sport=%d dport=%d src=%s dst=%s sport=%d dport=%d", proto,
-		e.Src.Addr(), e.Dst.Addr(), e.Src.Port(), e.Dst.Port(),
-		reply.Addr(), e.Src.Addr(), reply.Port(), e.Src.Port())
-}
-
 // Fake is a conntrack table in memory. Its Delete selects entries as conntrack -D
 // does and refuses what conntrack refuses: a filter without a known protocol and
 // addresses of another family than the filter's.
@@ -58,7 +33,8 @@ type Fake struct {
 	mu      sync.Mutex
 	entries []Entry
 	calls   []Filter
-	// Err, when set, makes every Delete fail without deleting anything, like a
+	lists   int
+	// Err, when set, makes every Delete and List fail, deleting nothing, like a
 	// conntrack that cannot reach the kernel.
 	Err error
 }
@@ -93,7 +69,7 @@ func (f *Fake) Delete(_ context.Context, flt Filter) (int, error) {
 	if flt.Family != model.IPv4 && flt.Family != model.IPv6 {
 		return 0, fmt.Errorf("conntrack: unknown family %v", flt.Family)
 	}
-	for _, addr := range []netip.Addr{flt.Dst, flt.DNAT} {
+	for _, addr := range []netip.Addr{flt.Src.Addr(), flt.Dst, flt.DNAT} {
 		if addr.IsValid() && model.FamilyOf(addr) != flt.Family {
 			return 0, fmt.Errorf("conntrack: mismatched address family: %s in a %v filter", addr, flt.Family)
 		}
@@ -111,9 +87,35 @@ func (f *Fake) Delete(_ context.Context, flt Filter) (int, error) {
 	return n, nil
 }
 
+// List returns the entries of family and protocol.
+func (f *Fake) List(_ context.Context, family model.Family, protocol model.Protocol) ([]Entry, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lists++
+	if f.Err != nil {
+		return nil, f.Err
+	}
+	var out []Entry
+	for _, e := range f.entries {
+		if e.Family == family && e.Protocol == protocol {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Lists returns how many times List was called.
+func (f *Fake) Lists() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lists
+}
+
 func matches(flt Filter, e Entry) bool {
 	switch {
 	case e.Family != flt.Family, e.Protocol != flt.Protocol:
+		return false
+	case flt.Src.IsValid() && e.Src != flt.Src:
 		return false
 	case flt.Dst.IsValid() && e.Dst.Addr() != flt.Dst:
 		return false

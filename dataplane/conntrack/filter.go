@@ -40,6 +40,10 @@ type Filter struct {
 	// it: their reply comes from it. The zero Addr matches translated and
 	// untranslated entries alike.
 	DNAT netip.Addr
+	// Src, when valid, matches only the flow from that address and port: one
+	// entry, with Dst and Port. Stale sets it for entries that were not DNATed,
+	// which no other option singles out.
+	Src netip.AddrPort
 }
 
 // Args returns the conntrack options that select f's entries, after the command
@@ -52,6 +56,9 @@ func (f Filter) Args() []string {
 		args = append(args, "-f", "ipv6")
 	}
 	args = append(args, "-p", strings.ToLower(string(f.Protocol)))
+	if f.Src.IsValid() {
+		args = append(args, "--orig-src", f.Src.Addr().String(), "--orig-port-src", strconv.Itoa(int(f.Src.Port())))
+	}
 	if f.Dst.IsValid() {
 		args = append(args, "--orig-dst", f.Dst.String())
 	}
@@ -64,7 +71,8 @@ func (f Filter) Args() []string {
 	return args
 }
 
-// String returns "udp 10.96.0.10:53 -> 10.244.1.5" for logs; "*" stands for any
+// String returns "udp 10.96.0.10:53 -> 10.244.1.5", or "udp from
+// 10.244.2.5:40000 to 10.96.0.10:53" for one flow, for logs; "*" stands for any
 // address.
 func (f Filter) String() string {
 	dst := "*"
@@ -74,14 +82,19 @@ func (f Filter) String() string {
 	if f.Family == model.IPv6 {
 		dst = "[" + dst + "]"
 	}
-	s := strings.ToLower(string(f.Protocol)) + " " + dst + ":" + strconv.Itoa(int(f.Port))
+	s := strings.ToLower(string(f.Protocol)) + " "
+	if f.Src.IsValid() {
+		s += "from " + f.Src.String() + " to "
+	}
+	s += dst + ":" + strconv.Itoa(int(f.Port))
 	if f.DNAT.IsValid() {
 		s += " -> " + f.DNAT.String()
 	}
 	return s
 }
 
-// Compare orders filters by family, protocol, destination, port and DNAT address.
+// Compare orders filters by family, protocol, destination, port, DNAT address and
+// source.
 func (f Filter) Compare(o Filter) int {
 	return cmp.Or(
 		cmp.Compare(f.Family, o.Family),
@@ -89,5 +102,6 @@ func (f Filter) Compare(o Filter) int {
 		f.Dst.Compare(o.Dst),
 		cmp.Compare(f.Port, o.Port),
 		f.DNAT.Compare(o.DNAT),
+		f.Src.Compare(o.Src),
 	)
 }

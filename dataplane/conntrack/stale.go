@@ -172,3 +172,84 @@ func stillServing(sp *model.ServicePort, ap netip.AddrPort) bool {
 		return ep.Serving && ep.AddrPort() == ap
 	})
 }
+
+// NeedsScan returns the families of st whose entries Scan would look at: those
+// with a UDP service port that has a serving endpoint.
+func NeedsScan(st *model.State) []model.Family {
+	var out []model.Family
+	for _, family := range model.Families {
+		if slices.ContainsFunc(st.View(family).ServicePorts, func(sp *model.ServicePort) bool {
+			return needsCleanup(sp.Name.Protocol) && anyServing(sp)
+		}) {
+			out = append(out, family)
+		}
+	}
+	return out
+}
+
+// Scan returns the filters that clear the entries of one family that st's rules
+// would not have made: flows to a UDP service frontend with a serving endpoint
+// that were DNATed to an address that is no serving endpoint of it, or not DNATed
+// at all. It is how the first sync after a start repairs what changed while no
+// agent ran, when there is no earlier state to compare with (Stale); kube-proxy
+// runs the same check after every sync. Ports without a serving endpoint are left
+// alone: their traffic is rejected, whatever conntrack holds. A node port matches
+// entries sent to the node's addresses (NodeAddresses, or NodePortAddresses when
+// those are limited) and to loopback, not every address, so that flows the node
+// merely forwards are not touched.
+func Scan(st *model.State, family model.Family, entries []Entry) []Filter {
+	view := st.View(family)
+	type frontend struct {
+		addr netip.Addr
+		port uint16
+	}
+	byFrontend := map[frontend]*model.ServicePort{}
+	byNodePort := map[uint16]*model.ServicePort{}
+	for _, sp := range view.ServicePorts {
+		if !needsCleanup(sp.Name.Protocol) || !anyServing(sp) {
+			continue
+		}
+		if sp.ClusterIP.IsValid() {
+			byFrontend[frontend{sp.ClusterIP, sp.Port}] = sp
+		}
+		for _, addr := range slices.Concat(sp.ExternalIPs, sp.LoadBalancerIPs) {
+			byFrontend[frontend{addr, sp.Port}] = sp
+		}
+		if sp.NodePort != 0 {
+			byNodePort[sp.NodePort] = sp
+		}
+	}
+	onNode := func(addr netip.Addr) bool {
+		if view.NodePortsOnAllAddresses {
+			return addr.IsLoopback() || slices.Contains(view.NodeAddresses, addr)
+		}
+		return slices.Contains(view.NodePortAddresses, addr)
+	}
+
+	set := map[Filter]bool{}
+	for _, e := range entries {
+		if e.Family != family || !needsCleanup(e.Protocol) {
+			continue
+		}
+		sp := byFrontend[frontend{e.Dst.Addr(), e.Dst.Port()}]
+		if sp == nil {
+			if np := byNodePort[e.Dst.Port()]; np != nil && onNode(e.Dst.Addr()) {
+				sp = np
+			}
+		}
+		if sp == nil {
+			continue
+		}
+		f := Filter{Family: family, Protocol: e.Protocol, Dst: e.Dst.Addr(), Port: e.Dst.Port()}
+		switch {
+		case !e.DNAT.IsValid():
+			f.Src = e.Src
+		case !stillServing(sp, e.DNAT):
+			f.DNAT = e.DNAT.Addr()
+		default:
+			continue
+		}
+		set[f] = true
+	}
+	return slices.SortedFunc(maps.Keys(set), Filter.Compare)
+}

@@ -269,3 +269,118 @@ func TestStaleAgainstTable(t *testing.T) {
 		t.Errorf("left:\n%s\nwant:\n%s", fake.Dump(), NewFake(want...).Dump())
 	}
 }
+
+func TestScan(t *testing.T) {
+	a, b := ep("10.244.1.10", 5353), ep("10.244.1.11", 5353)
+	const cip = "10.96.0.10"
+	flow := func(src, dst, dnat string) Entry {
+		e := Entry{Family: model.IPv4, Protocol: model.UDP, Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst)}
+		if dnat != "" {
+			e.DNAT = netip.MustParseAddrPort(dnat)
+		}
+		return e
+	}
+	onNode := func(st *model.State) *model.State {
+		st.IPv4.NodeAddresses = addrs("192.0.2.1")
+		return st
+	}
+	for _, tc := range []struct {
+		name    string
+		st      *model.State
+		entries []Entry
+		want    []string
+	}{{
+		name: "flows to serving endpoints stay",
+		st:   v4(port(cip, []model.Endpoint{a, b})),
+		entries: []Entry{
+			flow("10.244.2.5:40000", "10.96.0.10:53", "10.244.1.10:5353"),
+			flow("10.244.2.5:40001", "10.96.0.10:53", "10.244.1.11:5353"),
+		},
+	}, {
+		name: "a flow to an address that is no endpoint, or not serving, goes by its DNAT",
+		st:   v4(port(cip, []model.Endpoint{a, notServing(b)})),
+		entries: []Entry{
+			flow("10.244.2.5:40000", "10.96.0.10:53", "10.244.1.10:5353"),
+			flow("10.244.2.5:40001", "10.96.0.10:53", "10.244.1.11:5353"),
+			flow("10.244.2.5:40002", "10.96.0.10:53", "10.244.1.99:5353"),
+			flow("10.244.2.5:40003", "10.96.0.10:53", "10.244.1.10:5354"), // a moved port
+		},
+		want: []string{"udp 10.96.0.10:53 -> 10.244.1.10", "udp 10.96.0.10:53 -> 10.244.1.11", "udp 10.96.0.10:53 -> 10.244.1.99"},
+	}, {
+		name:    "a flow never DNATed goes by its source, alone",
+		st:      v4(port(cip, []model.Endpoint{a})),
+		entries: []Entry{flow("10.244.2.5:40000", "10.96.0.10:53", "")},
+		want:    []string{"udp from 10.244.2.5:40000 to 10.96.0.10:53"},
+	}, {
+		name: "a port without serving endpoints is left alone",
+		st:   v4(port(cip, []model.Endpoint{notServing(a)})),
+		entries: []Entry{
+			flow("10.244.2.5:40000", "10.96.0.10:53", ""),
+			flow("10.244.2.5:40001", "10.96.0.10:53", "10.244.1.11:5353"),
+		},
+	}, {
+		name: "external and load-balancer IPs",
+		st:   v4(port(cip, []model.Endpoint{a}, withExternal)),
+		entries: []Entry{
+			flow("198.51.100.1:40000", "198.51.100.7:53", "10.244.1.11:5353"),
+			flow("198.51.100.1:40001", "203.0.113.7:53", ""),
+			flow("198.51.100.1:40002", "203.0.113.7:54", ""), // another port
+		},
+		want: []string{"udp 198.51.100.7:53 -> 10.244.1.11", "udp from 198.51.100.1:40001 to 203.0.113.7:53"},
+	}, {
+		name: "node port: the node's addresses and loopback, not addresses it forwards to",
+		st:   onNode(v4(port(cip, []model.Endpoint{a}, withNodePort))),
+		entries: []Entry{
+			flow("198.51.100.1:40000", "192.0.2.1:30053", "10.244.1.11:5353"),
+			flow("198.51.100.1:40001", "127.0.0.1:30053", ""),
+			flow("198.51.100.1:40002", "192.0.2.77:30053", ""),
+			flow("198.51.100.1:40003", "192.0.2.1:30053", "10.244.1.10:5353"),
+		},
+		want: []string{"udp from 198.51.100.1:40001 to 127.0.0.1:30053", "udp 192.0.2.1:30053 -> 10.244.1.11"},
+	}, {
+		name: "TCP flows and other services are not looked at",
+		st:   v4(port(cip, []model.Endpoint{a}, tcp), port("10.96.0.11", []model.Endpoint{a}, renamed("other"))),
+		entries: []Entry{
+			{Family: model.IPv4, Protocol: model.TCP, Src: netip.MustParseAddrPort("10.244.2.5:40000"), Dst: netip.MustParseAddrPort("10.96.0.10:53")},
+			flow("10.244.2.5:40001", "10.96.0.12:53", ""),
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, f := range Scan(tc.st, model.IPv4, tc.entries) {
+				got = append(got, f.String())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("Scan:\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseEntries(t *testing.T) {
+	out := `udp      17 29 src=10.244.2.5 dst=10.96.0.10 sport=40000 dport=53 [UNREPLIED] src=10.244.1.10 dst=10.244.2.5 sport=5353 dport=40000 mark=0 use=1
+udp      17 25 src=10.244.2.5 dst=10.96.0.10 sport=40001 dport=53 src=10.96.0.10 dst=10.244.2.5 sport=53 dport=40001 mark=0 use=1
+udp      17 25 src=198.51.100.1 dst=192.0.2.1 sport=40002 dport=30053 src=10.244.1.10 dst=192.0.2.1 sport=5353 dport=40002 [ASSURED] mark=0 use=1
+icmp     1 29 src=10.0.0.1 dst=10.0.0.2 type=8 code=0 id=1 src=10.0.0.2 dst=10.0.0.1 type=0 code=0 id=1 mark=0 use=1
+conntrack v1.4.7 (conntrack-tools): 4 flow entries have been shown.
+`
+	want := []string{
+		"udp      17 src=10.244.2.5 dst=10.96.0.10 sport=40000 dport=53 src=10.244.1.10 dst=10.244.2.5 sport=5353 dport=40000",
+		"udp      17 src=10.244.2.5 dst=10.96.0.10 sport=40001 dport=53 src=10.96.0.10 dst=10.244.2.5 sport=53 dport=40001",
+		"udp      17 src=198.51.100.1 dst=192.0.2.1 sport=40002 dport=30053 src=10.244.1.10 dst=198.51.100.1 sport=5353 dport=40002",
+	}
+	entries := parseEntries(model.IPv4, []byte(out))
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.String())
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("parseEntries:\n got %q\nwant %q", got, want)
+	}
+	if len(entries) == 3 && (entries[1].DNAT.IsValid() || !entries[0].DNAT.IsValid()) {
+		t.Errorf("DNAT read wrong: %v", entries)
+	}
+	if got := parseEntries(model.IPv6, []byte(out)); len(got) != 0 {
+		t.Errorf("IPv4 lines read as IPv6 entries: %v", got)
+	}
+}

@@ -363,96 +363,146 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort, healthChecks
 	r.svcChains.Reset()
 	r.svcRules.Reset()
 
+	pl := r.plan(p)
+	r.dispatchRules(p, pl, healthChecks)
+	chains := r.serviceChains(v, p, pl)
+
+	var d maphash.Hash
+	d.SetSeed(r.seed)
+	d.Write(r.svcChains.Bytes())
+	d.Write(r.svcRules.Bytes())
+	return serviceRecord{hash: d.Sum64(), chains: chains}
+}
+
+// portPlan is what servicePort decides about one service port before writing a
+// rule: which chains it needs, which chain each kind of traffic enters, and what
+// the filter table does with traffic that has nowhere to go.
+type portPlan struct {
+	pn        *portNames
+	port      string // the service port number
+	clusterIP string // as a host prefix
+	sets      model.EndpointSets
+
+	// usesCluster, usesLocal, usesExternal and usesFirewall say which of the
+	// SVC, SVL, EXT and FW chains exist.
+	usesCluster, usesLocal, usesExternal, usesFirewall bool
+	// Internal traffic is the cluster IP's; it enters internalChain, and
+	// hasInternal says whether it has an endpoint to go to. External traffic
+	// (node port, external IPs, load-balancer IPs) goes through the EXT chain to
+	// externalPolicyChain, when hasExternal.
+	internalChain, externalPolicyChain string
+	hasInternal, hasExternal           bool
+	// lbChain is where load-balancer IP traffic enters: FW with source ranges,
+	// else EXT.
+	lbChain string
+	// The filter table's target and comment for internal and external traffic
+	// with nowhere to go: REJECT without any endpoint, DROP without a local one
+	// under a Local policy, "" when it has somewhere to go.
+	internalFilter, internalFilterComment string
+	externalFilter, externalFilterComment string
+}
+
+// plan decides p's portPlan.
+func (r *renderer) plan(p *model.ServicePort) portPlan {
 	pn := r.portNames(p.Name)
 	c := pn.chains
-	port := strconv.Itoa(int(p.Port))
-	clusterIP := hostPrefix(p.ClusterIP)
 	sets := p.EndpointSets()
-
-	// Which chain each kind of traffic enters, and whether it has anywhere to go.
-	// Internal traffic is the cluster IP's; external traffic is the node port's,
-	// external IPs' and load-balancer IPs'. A Local policy without local endpoints
-	// drops that kind of traffic; a port with no endpoint at all rejects it.
-	usesCluster := len(sets.Cluster) > 0
-	usesLocal := len(sets.Local) > 0
-	internalChain, hasInternal := c.cluster, sets.Any
-	if p.InternalPolicyLocal() {
-		internalChain, hasInternal = c.local, usesLocal
+	pl := portPlan{
+		pn:        pn,
+		port:      strconv.Itoa(int(p.Port)),
+		clusterIP: hostPrefix(p.ClusterIP),
+		sets:      sets,
 	}
-	externalPolicyChain, hasExternal := c.cluster, sets.Any
+
+	// A Local policy without local endpoints drops that kind of traffic; a port
+	// with no endpoint at all rejects it.
+	pl.usesCluster = len(sets.Cluster) > 0
+	pl.usesLocal = len(sets.Local) > 0
+	pl.internalChain, pl.hasInternal = c.cluster, sets.Any
+	if p.InternalPolicyLocal() {
+		pl.internalChain, pl.hasInternal = c.local, pl.usesLocal
+	}
+	pl.externalPolicyChain, pl.hasExternal = c.cluster, sets.Any
 	if p.ExternalPolicyLocal() {
-		externalPolicyChain, hasExternal = c.local, usesLocal
+		pl.externalPolicyChain, pl.hasExternal = c.local, pl.usesLocal
 	}
 	// The EXT chain exists whenever anything is reachable, even when external
 	// traffic has no local endpoint: it still short-circuits traffic from pods and
 	// from the node itself to the Cluster policy.
-	usesExternal := sets.Any && p.ExternallyAccessible()
-	usesFirewall := sets.Any && len(p.LoadBalancerIPs) > 0 && len(p.LoadBalancerSourceRanges) > 0
-	lbChain := c.external
-	if usesFirewall {
-		lbChain = c.firewall
+	pl.usesExternal = sets.Any && p.ExternallyAccessible()
+	pl.usesFirewall = sets.Any && len(p.LoadBalancerIPs) > 0 && len(p.LoadBalancerSourceRanges) > 0
+	pl.lbChain = c.external
+	if pl.usesFirewall {
+		pl.lbChain = c.firewall
 	}
 
-	var internalFilter, externalFilter, internalFilterComment, externalFilterComment string
 	if !sets.Any {
-		internalFilter, internalFilterComment = "REJECT", pn.noEndpoints
-		externalFilter, externalFilterComment = "REJECT", pn.noEndpoints
+		pl.internalFilter, pl.internalFilterComment = "REJECT", pn.noEndpoints
+		pl.externalFilter, pl.externalFilterComment = "REJECT", pn.noEndpoints
 	} else {
-		if !hasInternal {
-			internalFilter, internalFilterComment = "DROP", pn.noLocalEndpoints
+		if !pl.hasInternal {
+			pl.internalFilter, pl.internalFilterComment = "DROP", pn.noLocalEndpoints
 		}
-		if !hasExternal {
-			externalFilter, externalFilterComment = "DROP", pn.noLocalEndpoints
+		if !pl.hasExternal {
+			pl.externalFilter, pl.externalFilterComment = "DROP", pn.noLocalEndpoints
 		}
 	}
+	return pl
+}
 
-	// Dispatch: cluster IP.
-	if hasInternal {
-		r.rule(&r.natRules, "-A", chainServices, "-d", clusterIP, "-p", pn.proto, "-m", "comment", "--comment", pn.clusterIP,
-			"-m", pn.proto, "--dport", port, "-j", internalChain)
+// dispatchRules writes the rules of the fixed chains that send p's traffic to its
+// chains, or that reject or drop it in the filter table, and accepts its health
+// check node port.
+func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan, healthChecks map[uint16]bool) {
+	pn, c, port := pl.pn, pl.pn.chains, pl.port
+
+	// Cluster IP.
+	if pl.hasInternal {
+		r.rule(&r.natRules, "-A", chainServices, "-d", pl.clusterIP, "-p", pn.proto, "-m", "comment", "--comment", pn.clusterIP,
+			"-m", pn.proto, "--dport", port, "-j", pl.internalChain)
 	} else {
-		r.filterRule(chainServices, clusterIP, pn.proto, port, internalFilterComment, false, internalFilter)
+		r.filterRule(chainServices, pl.clusterIP, pn.proto, port, pl.internalFilterComment, false, pl.internalFilter)
 	}
 
-	// Dispatch: external IPs.
+	// External IPs.
 	for _, ip := range p.ExternalIPs {
 		dst := hostPrefix(ip)
-		if sets.Any {
+		if pl.sets.Any {
 			r.rule(&r.natRules, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.externalIP,
 				"-m", pn.proto, "--dport", port, "-j", c.external)
 		}
-		if !hasExternal {
-			r.filterRule(chainExternalServices, dst, pn.proto, port, externalFilterComment, false, externalFilter)
+		if !pl.hasExternal {
+			r.filterRule(chainExternalServices, dst, pn.proto, port, pl.externalFilterComment, false, pl.externalFilter)
 		}
 	}
 
-	// Dispatch: load-balancer IPs. Traffic the FW chain does not let through is
-	// not DNATed, so the filter table still sees the LB IP and drops it.
+	// Load-balancer IPs. Traffic the FW chain does not let through is not
+	// DNATed, so the filter table still sees the LB IP and drops it.
 	for _, ip := range p.LoadBalancerIPs {
 		dst := hostPrefix(ip)
-		if sets.Any {
+		if pl.sets.Any {
 			r.rule(&r.natRules, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.loadBalancerIP,
-				"-m", pn.proto, "--dport", port, "-j", lbChain)
+				"-m", pn.proto, "--dport", port, "-j", pl.lbChain)
 		}
-		if usesFirewall {
+		if pl.usesFirewall {
 			r.filterRule(chainFirewall, dst, pn.proto, port, pn.notAccepted, false, "DROP")
 		}
 	}
-	if !hasExternal {
+	if !pl.hasExternal {
 		for _, ip := range p.LoadBalancerIPs {
-			r.filterRule(chainExternalServices, hostPrefix(ip), pn.proto, port, externalFilterComment, false, externalFilter)
+			r.filterRule(chainExternalServices, hostPrefix(ip), pn.proto, port, pl.externalFilterComment, false, pl.externalFilter)
 		}
 	}
 
-	// Dispatch: node port. Node ports ignore loadBalancerSourceRanges, as in kube.
+	// Node port. Node ports ignore loadBalancerSourceRanges, as in kube.
 	if p.NodePort != 0 {
 		nodePort := strconv.Itoa(int(p.NodePort))
-		if sets.Any {
+		if pl.sets.Any {
 			r.rule(&r.natRules, "-A", chainNodePorts, "-p", pn.proto, "-m", "comment", "--comment", pn.comment,
 				"-m", pn.proto, "--dport", nodePort, "-j", c.external)
 		}
-		if !hasExternal {
-			r.filterRule(chainExternalServices, "", pn.proto, nodePort, externalFilterComment, true, externalFilter)
+		if !pl.hasExternal {
+			r.filterRule(chainExternalServices, "", pn.proto, nodePort, pl.externalFilterComment, true, pl.externalFilter)
 		}
 	}
 
@@ -463,10 +513,14 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort, healthChecks
 		r.rule(&r.filterRules, "-A", chainNodePorts, "-p", "tcp", "-m", "comment", "--comment", pn.healthCheck,
 			"-m", "tcp", "--dport", strconv.Itoa(int(hc)), "-j", "ACCEPT")
 	}
+}
 
-	// The service port's own chains.
+// serviceChains writes p's own chains (EXT, FW, SVC, SVL and one SEP per
+// reachable endpoint) into svcChains and svcRules and returns their names.
+func (r *renderer) serviceChains(v *model.View, p *model.ServicePort, pl portPlan) []string {
+	pn, c := pl.pn, pl.pn.chains
 	var chains []string
-	if usesExternal {
+	if pl.usesExternal {
 		chains = append(chains, c.external)
 		declareChain(&r.svcChains, c.external)
 		if !p.ExternalPolicyLocal() {
@@ -487,12 +541,12 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort, healthChecks
 			r.rule(&r.svcRules, "-A", c.external, "-m", "comment", "--comment", pn.routeLocal,
 				"-m", "addrtype", "--src-type", "LOCAL", "-j", c.cluster)
 		}
-		if hasExternal {
-			r.rule(&r.svcRules, "-A", c.external, "-j", externalPolicyChain)
+		if pl.hasExternal {
+			r.rule(&r.svcRules, "-A", c.external, "-j", pl.externalPolicyChain)
 		}
 	}
 
-	if usesFirewall {
+	if pl.usesFirewall {
 		chains = append(chains, c.firewall)
 		declareChain(&r.svcChains, c.firewall)
 		allowFromNode := false
@@ -511,24 +565,24 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort, healthChecks
 		r.rule(&r.svcRules, "-A", c.firewall, "-m", "comment", "--comment", pn.dropped)
 	}
 
-	if usesCluster {
+	if pl.usesCluster {
 		chains = append(chains, c.cluster)
 		declareChain(&r.svcChains, c.cluster)
-		if internalChain == c.cluster && hasInternal {
-			r.internalMasquerade(v, pn, clusterIP, port, c.cluster)
+		if pl.internalChain == c.cluster && pl.hasInternal {
+			r.internalMasquerade(v, pn, pl.clusterIP, pl.port, c.cluster)
 		}
-		r.endpointRules(p, pn, c.cluster, sets.Cluster)
+		r.endpointRules(p, pn, c.cluster, pl.sets.Cluster)
 	}
-	if usesLocal {
+	if pl.usesLocal {
 		chains = append(chains, c.local)
 		declareChain(&r.svcChains, c.local)
-		if internalChain == c.local && hasInternal {
-			r.internalMasquerade(v, pn, clusterIP, port, c.local)
+		if pl.internalChain == c.local && pl.hasInternal {
+			r.internalMasquerade(v, pn, pl.clusterIP, pl.port, c.local)
 		}
-		r.endpointRules(p, pn, c.local, sets.Local)
+		r.endpointRules(p, pn, c.local, pl.sets.Local)
 	}
 
-	for _, ep := range sets.Reachable {
+	for _, ep := range pl.sets.Reachable {
 		en := r.endpoint(pn, p.Name, ep)
 		chains = append(chains, en.chain)
 		declareChain(&r.svcChains, en.chain)
@@ -548,12 +602,7 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort, healthChecks
 			delete(pn.endpoints, key)
 		}
 	}
-
-	var d maphash.Hash
-	d.SetSeed(r.seed)
-	d.Write(r.svcChains.Bytes())
-	d.Write(r.svcRules.Bytes())
-	return serviceRecord{hash: d.Sum64(), chains: chains}
+	return chains
 }
 
 // internalMasquerade masquerades cluster IP traffic that does not come from a pod:

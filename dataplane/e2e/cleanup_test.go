@@ -28,15 +28,16 @@ import (
 )
 
 // checkCleanup checks what `agent --cleanup` does on a node the agent has
-// programmed: with a Service's rules in place, it stops the agent and runs the
-// cleanup, which must leave no rule of svcplane's in iptables or ip6tables,
-// nf_tables or legacy, and then runs it again, which must find nothing to do.
+// programmed: with a dual-stack Service's rules in place in both iptables and
+// ip6tables, it stops the agent and runs the cleanup, which must leave no rule of
+// svcplane's in iptables or ip6tables, nf_tables or legacy, and then runs it
+// again, which must find nothing to do.
 //
 // It stops the agent, so TestMain calls it once m.Run has run every test, rather
 // than it being a test itself: Go runs tests in the order of their files' names
 // and of their source, and -count or -shuffle change even that.
 func checkCleanup(ctx context.Context) error {
-	svc := webService("cleanup")
+	svc := dualStackService("cleanup")
 	if err := cl.Client.Create(ctx, svc); err != nil {
 		return err
 	}
@@ -44,14 +45,29 @@ func checkCleanup(ctx context.Context) error {
 		if err := cl.Client.Get(ctx, client.ObjectKeyFromObject(svc), svc); err != nil {
 			return err
 		}
-		if svc.Status.ClusterIP == "" {
-			return errors.New("no cluster IP yet")
+		if len(svc.Status.ClusterIPs) != 2 {
+			return fmt.Errorf("cluster IPs %v, want one of each family", svc.Status.ClusterIPs)
 		}
-		_, err := fromNode(ctx, clusterURL(svc), 1)
-		return err
+		for _, ip := range svc.Status.ClusterIPs {
+			if _, err := fromNode(ctx, hostURL(ip, svc.Spec.Ports[0].Port), 1); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("service %s/%s is not served before the cleanup: %w", svc.Namespace, svc.Name, err)
+	}
+	// Both families' rules must be there, or the checks below prove nothing for
+	// the one that is missing.
+	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
+		saved, err := saveRules(tool)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(saved, ":SVCP-SVC-") || !strings.Contains(saved, svc.Namespace+"/"+svc.Name+":http") {
+			return fmt.Errorf("before the cleanup, %s shows no SVCP-SVC- chain or no rule of %s/%s:\n%s", tool, svc.Namespace, svc.Name, saved)
+		}
 	}
 
 	if err := cl.StopAgent(); err != nil {

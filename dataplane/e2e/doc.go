@@ -22,7 +22,11 @@ limitations under the License.
 // cleanup removes every rule it wrote: that stops the agent, so it cannot be a
 // test that relies on running last.
 //
-// It needs root, ip, iptables and conntrack, and the control plane binaries (`make
-// controlplane`); without them it skips, except on CI (CI=true), where that is a
-// failure. Run it alone with `make test-e2e`.
+// The world is dual-stack, IPv4 primary: the manager allocates cluster IPs of both
+// families, pods and the node report an address of each, and the tests send IPv4
+// and IPv6 traffic (dualstack_test.go for IPv6), through iptables and ip6tables.
+//
+// It needs root, a kernel with IPv6, ip, iptables, ip6tables and conntrack, and
+// the control plane binaries (`make controlplane`); without them it skips, except
+// on CI (CI=true), where that is a failure. Run it alone with `make test-e2e`.
 package e2e

@@ -16,10 +16,13 @@ limitations under the License.
 
 package e2e
 
-// Addresses: see package world. Pods are 10.244.1.10-12 (pod-a, pod-b, pod-c) on
-// node 203.0.113.1 (TEST-NET-3), the client is 203.0.113.2; svcplane allocates
-// cluster IPs from 10.96.0.0/12 and node ports from 30000-32767. Every request
-// stays inside the world's namespaces.
+// Addresses: see package world. The world is dual-stack, IPv4 primary. Pods are
+// 10.244.1.10-12 and fd00:10:244:1::a-c (pod-a, pod-b, pod-c) on node 203.0.113.1
+// (TEST-NET-3) and 2001:db8:1::1 (documentation), the client is 203.0.113.2 and
+// 2001:db8:1::2; svcplane allocates cluster IPs from 10.96.0.0/12 and
+// fd00:10:96::/112 (cluster.ServiceCIDRs) and node ports from 30000-32767. The
+// tests in this file send IPv4 traffic, those in dualstack_test.go IPv6. Every
+// request stays inside the world's namespaces.
 //
 // TestMain runs twice. The first run (root, in the caller's namespace) builds the
 // world, starts the pods' servers and re-executes the test binary inside the node's
@@ -36,11 +39,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -218,7 +224,8 @@ func webService(name string) *v1alpha1.Service {
 }
 
 // create creates svc, deletes it when the test ends, and returns it once svcplane
-// has allocated its addresses.
+// has allocated its addresses: a cluster IP of each family it requires, and its
+// node ports.
 func create(t *testing.T, svc *v1alpha1.Service) *v1alpha1.Service {
 	t.Helper()
 	ctx := t.Context()
@@ -237,6 +244,9 @@ func create(t *testing.T, svc *v1alpha1.Service) *v1alpha1.Service {
 		if svc.Status.ClusterIP == "" {
 			return errors.New("no cluster IP yet")
 		}
+		if policy := svc.Spec.IPFamilyPolicy; policy != nil && *policy == corev1.IPFamilyPolicyRequireDualStack && len(svc.Status.ClusterIPs) != 2 {
+			return fmt.Errorf("cluster IPs %v, want one of each family", svc.Status.ClusterIPs)
+		}
 		for _, p := range svc.Status.Ports {
 			if svc.Spec.Type != "" && svc.Spec.Type != corev1.ServiceTypeClusterIP && p.NodePort == 0 {
 				return errors.New("no node port yet")
@@ -247,12 +257,47 @@ func create(t *testing.T, svc *v1alpha1.Service) *v1alpha1.Service {
 	return svc
 }
 
+// clusterURL returns the URL of the first port of svc at its primary cluster IP.
 func clusterURL(svc *v1alpha1.Service) string {
-	return fmt.Sprintf("http://%s:%d/", svc.Status.ClusterIP, svc.Spec.Ports[0].Port)
+	return hostURL(svc.Status.ClusterIP, svc.Spec.Ports[0].Port)
 }
 
+// clusterURLOf returns the URL of the first port of svc at its cluster IP of
+// family, failing the test when it has none.
+func clusterURLOf(t *testing.T, svc *v1alpha1.Service, family corev1.IPFamily) string {
+	t.Helper()
+	for _, s := range svc.Status.ClusterIPs {
+		if ip, err := netip.ParseAddr(s); err == nil && ipFamily(ip) == family {
+			return hostURL(s, svc.Spec.Ports[0].Port)
+		}
+	}
+	t.Fatalf("%s/%s has no %s cluster IP: %v", svc.Namespace, svc.Name, family, svc.Status.ClusterIPs)
+	return ""
+}
+
+// nodePortURL returns the URL of the first node port of svc on the node's IPv4
+// address.
 func nodePortURL(svc *v1alpha1.Service) string {
-	return fmt.Sprintf("http://%s:%d/", world.NodeIP, svc.Status.Ports[0].NodePort)
+	return nodePortURLAt(world.NodeIP, svc)
+}
+
+// nodePortURLAt returns the URL of the first node port of svc on node address
+// addr.
+func nodePortURLAt(addr netip.Addr, svc *v1alpha1.Service) string {
+	return hostURL(addr.String(), svc.Status.Ports[0].NodePort)
+}
+
+// hostURL returns the root URL of host:port, host in brackets if IPv6.
+func hostURL(host string, port int32) string {
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(int(port))) + "/"
+}
+
+// ipFamily returns the family of ip in the API's words.
+func ipFamily(ip netip.Addr) corev1.IPFamily {
+	if ip.Is4() {
+		return corev1.IPv4Protocol
+	}
+	return corev1.IPv6Protocol
 }
 
 // clientIPURL returns the URL on the same server as url (one of clusterURL or
@@ -281,6 +326,10 @@ func poll(timeout time.Duration, f func() error) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// getter sends n requests to a URL from somewhere and returns the answers: one of
+// fromNode and fromNetns.
+type getter = func(ctx context.Context, url string, n int) ([]string, error)
 
 // fromNode sends n requests from the node, i.e. this process.
 func fromNode(ctx context.Context, url string, n int) ([]string, error) {
@@ -455,7 +504,14 @@ func TestSessionAffinityClientIP(t *testing.T) {
 func TestUnreadyPodStopsReceivingTraffic(t *testing.T) {
 	requireWorld(t)
 	svc := create(t, webService("unready"))
-	url := clusterURL(svc)
+	expectUnreadyPodLeaves(t, clusterURL(svc))
+}
+
+// expectUnreadyPodLeaves checks, from the node, that every pod answers url, that
+// pod-c stops answering within unreadyWithin of turning unready while the others
+// go on, and that it answers again once ready.
+func expectUnreadyPodLeaves(t *testing.T, url string) {
+	t.Helper()
 	waitServing(t, fromNode, url)
 	expectAllPodsAnswer(t, fromNode, url)
 
@@ -474,13 +530,13 @@ func TestUnreadyPodStopsReceivingTraffic(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("pod-c stopped receiving traffic %v after turning unready", time.Since(turned).Round(10*time.Millisecond))
+	t.Logf("pod-c stopped receiving traffic to %s %v after turning unready", url, time.Since(turned).Round(10*time.Millisecond))
 	answers, err := fromNode(ctx, url, 30)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := answerers(answers), []string{"pod-a", "pod-b"}; !slices.Equal(got, want) {
-		t.Errorf("with pod-c unready, answered by %v, want %v", got, want)
+		t.Errorf("with pod-c unready, %s was answered by %v, want %v", url, got, want)
 	}
 
 	if err := cl.SetPodReady(ctx, "pod-c", true); err != nil {
@@ -504,26 +560,43 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	svc.Spec.Type = corev1.ServiceTypeNodePort
 	svc.Spec.Selector = map[string]string{"app": "nothing"}
 	svc = create(t, svc)
+	expectRefused(t, svc, "iptables-save", clusterURL(svc), nodePortURL(svc), time.Second)
+}
+
+// expectRefused waits for the "has no endpoints" rule of svc in what saveTool
+// prints, then checks that connections to clusterURL from the node and from
+// pod-b, and to nodePortURL from the client, are refused, each within within.
+func expectRefused(t *testing.T, svc *v1alpha1.Service, saveTool, clusterURL, nodePortURL string, within time.Duration) {
+	t.Helper()
 	eventually(t, programmed, func() error {
-		if !strings.Contains(iptablesSave(t, "iptables-save"), fmt.Sprintf("%s/%s:http has no endpoints", svc.Namespace, svc.Name)) {
-			return errors.New("no REJECT rule yet")
+		if !strings.Contains(iptablesSave(t, saveTool), fmt.Sprintf("%s/%s:http has no endpoints", svc.Namespace, svc.Name)) {
+			return fmt.Errorf("no REJECT rule in %s yet", saveTool)
 		}
 		return nil
 	})
 
-	// Without the rule the packet would be routed to the client, which drops it:
-	// a refusal, and a quick one, can only come from the agent's REJECT.
-	start := time.Now()
-	_, err := fromNode(t.Context(), clusterURL(svc), 1)
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("from the node to %s: got %v, want connection refused", clusterURL(svc), err)
-	}
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("the refusal took %v", took)
-	}
-	_, err = w.Get(t.Context(), w.Client, nodePortURL(svc), 1)
-	if !errors.Is(err, world.ErrRefused) {
-		t.Errorf("from the client to %s: got %v, want connection refused", nodePortURL(svc), err)
+	// Without the rule a packet to the cluster IP would be routed to the client,
+	// which drops it: its refusal can only come from the agent's REJECT. (The node
+	// port would be refused even without it, nothing listening there on the
+	// node; that case checks that the client gets a refusal, not a timeout.)
+	for _, c := range []struct {
+		from, url string
+		get       getter
+	}{
+		{"the node", clusterURL, fromNode},
+		{"pod-b", clusterURL, fromNetns(podNetns(t, "pod-b"))},
+		{"the client", nodePortURL, fromNetns(w.Client)},
+	} {
+		start := time.Now()
+		_, err := c.get(t.Context(), c.url, 1)
+		took := time.Since(start)
+		if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, world.ErrRefused) {
+			t.Errorf("from %s to %s: got %v, want connection refused", c.from, c.url, err)
+			continue
+		}
+		if took > within {
+			t.Errorf("from %s to %s: the refusal took %v, want at most %v", c.from, c.url, took.Round(time.Millisecond), within)
+		}
 	}
 }
 
@@ -556,6 +629,7 @@ func TestHealthCheckNodePortAndAgentEndpoints(t *testing.T) {
 		"svcplane_agent_sync_duration_seconds_count",
 		"svcplane_agent_last_sync_timestamp_seconds",
 		`svcplane_agent_rules_written_bytes_total{family="IPv4"}`,
+		`svcplane_agent_rules_written_bytes_total{family="IPv6"}`,
 		"svcplane_agent_network_programming_latency_seconds_count",
 	} {
 		if !strings.Contains(string(metrics), name) {

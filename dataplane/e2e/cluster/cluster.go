@@ -59,6 +59,11 @@ const (
 	agentUser = "svcplane-agent"
 )
 
+// ServiceCIDRs is the manager's default --service-cluster-ip-range: dual-stack,
+// IPv4 primary, as the world is. A /112 holds 2^16 IPv6 cluster IPs, well
+// within the allocator's 2^20.
+const ServiceCIDRs = "10.96.0.0/12,fd00:10:96::/112"
+
 // DefaultPodLabels are the labels of the world's pods: what config/samples' web
 // Services select.
 var DefaultPodLabels = map[string]string{"app": "web"}
@@ -73,8 +78,9 @@ type Options struct {
 	Namespace string
 	// PodLabels label every pod; DefaultPodLabels when nil.
 	PodLabels map[string]string
-	// ManagerArgs are extra flags of the manager, e.g.
-	// --service-cluster-ip-range=10.96.0.0/12.
+	// ManagerArgs are extra flags of the manager, after
+	// --service-cluster-ip-range=ServiceCIDRs, which they may override (e.g.
+	// with 10.96.0.0/12 for a single-stack cluster).
 	ManagerArgs []string
 	// Runner configures the agent's Runner: kube-proxy's periods by default.
 	Runner dataplane.RunnerConfig
@@ -208,7 +214,8 @@ func (c *Cluster) startManager(ctx context.Context, args []string) error {
 	var cfg app.Config
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	cfg.BindFlags(fs, app.Options{})
-	if err := fs.Parse(append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0"}, args...)); err != nil {
+	defaults := []string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--service-cluster-ip-range=" + ServiceCIDRs}
+	if err := fs.Parse(append(defaults, args...)); err != nil {
 		return err
 	}
 	mgr, err := app.NewManager(c.Config, cfg, app.Options{})
@@ -252,7 +259,7 @@ func (c *Cluster) startAgent(ctx context.Context, opts Options) error {
 	}
 	a, err := agent.New(user.Config(), agent.Options{
 		NodeName:           c.NodeName,
-		Config:             model.Config{ClusterCIDRs: []netip.Prefix{world.ClusterCIDR}},
+		Config:             model.Config{ClusterCIDRs: []netip.Prefix{world.ClusterCIDR, world.ClusterCIDRv6}},
 		Backend:            backend,
 		Runner:             opts.Runner,
 		HealthzBindAddress: opts.HealthzBindAddress,
@@ -291,7 +298,8 @@ func (c *Cluster) Stop() error {
 // Kubeconfig returns an administrator's kubeconfig for the control plane.
 func (c *Cluster) Kubeconfig() []byte { return c.kubecfg }
 
-// registerNode creates the world's Node, with the node's address.
+// registerNode creates the world's Node, with the node's addresses: IPv4 first,
+// its primary family, as a kubelet given --node-ip=<v4>,<v6> reports them.
 func (c *Cluster) registerNode(ctx context.Context) error {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: c.NodeName}}
 	if err := c.Client.Create(ctx, node); err != nil {
@@ -299,14 +307,15 @@ func (c *Cluster) registerNode(ctx context.Context) error {
 	}
 	node.Status.Addresses = []corev1.NodeAddress{
 		{Type: corev1.NodeInternalIP, Address: world.NodeIP.String()},
+		{Type: corev1.NodeInternalIP, Address: world.NodeIPv6.String()},
 		{Type: corev1.NodeHostName, Address: c.NodeName},
 	}
 	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady"}}
 	return c.Client.Status().Update(ctx, node)
 }
 
-// registerPod creates the Pod of p on the node, running and ready, as a kubelet
-// would report it.
+// registerPod creates the Pod of p on the node, running and ready, with both its
+// addresses (IPv4 first), as a kubelet would report it.
 func (c *Cluster) registerPod(ctx context.Context, p world.Pod, labels map[string]string) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.Namespace}}
 	if err := c.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -332,8 +341,9 @@ func (c *Cluster) registerPod(ctx context.Context, p world.Pod, labels map[strin
 	pod.Status = corev1.PodStatus{
 		Phase:     corev1.PodRunning,
 		PodIP:     p.IP.String(),
-		PodIPs:    []corev1.PodIP{{IP: p.IP.String()}},
+		PodIPs:    []corev1.PodIP{{IP: p.IP.String()}, {IP: p.IPv6.String()}},
 		HostIP:    world.NodeIP.String(),
+		HostIPs:   []corev1.HostIP{{IP: world.NodeIP.String()}, {IP: world.NodeIPv6.String()}},
 		StartTime: &now,
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},

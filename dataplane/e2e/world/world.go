@@ -39,6 +39,7 @@ const (
 	uplinkName = "uplink" // the node's interface towards the client
 	podIfName  = "eth0"   // the interface inside a pod or the client
 	linkBits   = 24       // prefix length of the node <-> client link
+	linkBits6  = 64       // the same for IPv6, a link's usual /64
 )
 
 var (
@@ -51,7 +52,18 @@ var (
 	// ClientIP is the client's address.
 	ClientIP = netip.MustParseAddr("203.0.113.2")
 
-	firstPodIP = netip.MustParseAddr("10.244.1.10")
+	// ClusterCIDRv6 is the pod network's IPv6 prefix.
+	ClusterCIDRv6 = netip.MustParsePrefix("fd00:10:244::/48")
+	// PodGatewayIPv6 is the node's IPv6 address on every pod link.
+	PodGatewayIPv6 = netip.MustParseAddr("fd00:10:244:1::1")
+	// NodeIPv6 is the node's IPv6 address towards the client: its second
+	// InternalIP.
+	NodeIPv6 = netip.MustParseAddr("2001:db8:1::1")
+	// ClientIPv6 is the client's IPv6 address.
+	ClientIPv6 = netip.MustParseAddr("2001:db8:1::2")
+
+	firstPodIP   = netip.MustParseAddr("10.244.1.10")
+	firstPodIPv6 = netip.MustParseAddr("fd00:10:244:1::a")
 )
 
 // Pod is one pod of the world.
@@ -60,8 +72,10 @@ type Pod struct {
 	Name string
 	// Netns is the pod's network namespace.
 	Netns string
-	// IP is the pod's address.
+	// IP is the pod's IPv4 address, its primary one.
 	IP netip.Addr
+	// IPv6 is the pod's IPv6 address.
+	IPv6 netip.Addr
 }
 
 // World is a built world. It is JSON-encodable, so that a process re-executed
@@ -83,10 +97,10 @@ type World struct {
 func Create(prefix string, pods ...string) (w *World, err error) {
 	w = &World{Prefix: fmt.Sprintf("%s-%d", prefix, os.Getpid())}
 	w.Node, w.Client = w.Prefix+"-node", w.Prefix+"-client"
-	ip := firstPodIP
+	ip, ip6 := firstPodIP, firstPodIPv6
 	for _, name := range pods {
-		w.Pods = append(w.Pods, Pod{Name: name, Netns: w.Prefix + "-pod-" + name, IP: ip})
-		ip = ip.Next()
+		w.Pods = append(w.Pods, Pod{Name: name, Netns: w.Prefix + "-pod-" + name, IP: ip, IPv6: ip6})
+		ip, ip6 = ip.Next(), ip6.Next()
 	}
 	defer func() {
 		if err != nil {
@@ -102,27 +116,39 @@ func Create(prefix string, pods ...string) (w *World, err error) {
 			return w, err
 		}
 	}
-	link := func(addr netip.Addr) string { return netip.PrefixFrom(addr, linkBits).String() }
+	link := func(addr netip.Addr, bits int) string { return netip.PrefixFrom(addr, bits).String() }
+	host := func(addr netip.Addr) string { return netip.PrefixFrom(addr, addr.BitLen()).String() }
+	// IPv6 addresses are added with nodad: Duplicate Address Detection would
+	// keep each one tentative, unusable, for about a second, and nothing else
+	// on these links could hold them.
 	steps := [][]string{
 		{"ip", "-n", w.Node, "link", "add", uplinkName, "type", "veth", "peer", "name", podIfName, "netns", w.Client},
-		{"ip", "-n", w.Node, "addr", "add", link(NodeIP), "dev", uplinkName},
+		{"ip", "-n", w.Node, "addr", "add", link(NodeIP, linkBits), "dev", uplinkName},
+		{"ip", "-n", w.Node, "addr", "add", link(NodeIPv6, linkBits6), "dev", uplinkName, "nodad"},
 		{"ip", "-n", w.Node, "link", "set", uplinkName, "up"},
-		{"ip", "-n", w.Client, "addr", "add", link(ClientIP), "dev", podIfName},
+		{"ip", "-n", w.Client, "addr", "add", link(ClientIP, linkBits), "dev", podIfName},
+		{"ip", "-n", w.Client, "addr", "add", link(ClientIPv6, linkBits6), "dev", podIfName, "nodad"},
 		{"ip", "-n", w.Client, "link", "set", podIfName, "up"},
 		{"ip", "-n", w.Node, "route", "add", "default", "via", ClientIP.String()},
-		{"ip", "netns", "exec", w.Node, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"},
+		{"ip", "-n", w.Node, "-6", "route", "add", "default", "via", ClientIPv6.String(), "dev", uplinkName},
+		{"ip", "netns", "exec", w.Node, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"},
 	}
 	for i, p := range w.Pods {
 		hostIf := "pod" + strconv.Itoa(i)
 		steps = append(steps,
 			[]string{"ip", "-n", w.Node, "link", "add", hostIf, "type", "veth", "peer", "name", podIfName, "netns", p.Netns},
-			[]string{"ip", "-n", w.Node, "addr", "add", PodGateway.String() + "/32", "dev", hostIf},
+			[]string{"ip", "-n", w.Node, "addr", "add", host(PodGateway), "dev", hostIf},
+			[]string{"ip", "-n", w.Node, "addr", "add", host(PodGatewayIPv6), "dev", hostIf, "nodad"},
 			[]string{"ip", "-n", w.Node, "link", "set", hostIf, "up"},
-			[]string{"ip", "-n", w.Node, "route", "add", p.IP.String() + "/32", "dev", hostIf},
-			[]string{"ip", "-n", p.Netns, "addr", "add", p.IP.String() + "/32", "dev", podIfName},
+			[]string{"ip", "-n", w.Node, "route", "add", host(p.IP), "dev", hostIf},
+			[]string{"ip", "-n", w.Node, "route", "add", host(p.IPv6), "dev", hostIf},
+			[]string{"ip", "-n", p.Netns, "addr", "add", host(p.IP), "dev", podIfName},
+			[]string{"ip", "-n", p.Netns, "addr", "add", host(p.IPv6), "dev", podIfName, "nodad"},
 			[]string{"ip", "-n", p.Netns, "link", "set", podIfName, "up"},
 			[]string{"ip", "-n", p.Netns, "route", "add", PodGateway.String(), "dev", podIfName, "scope", "link"},
 			[]string{"ip", "-n", p.Netns, "route", "add", "default", "via", PodGateway.String(), "dev", podIfName},
+			[]string{"ip", "-n", p.Netns, "route", "add", PodGatewayIPv6.String(), "dev", podIfName},
+			[]string{"ip", "-n", p.Netns, "route", "add", "default", "via", PodGatewayIPv6.String(), "dev", podIfName},
 		)
 	}
 	for _, s := range steps {
@@ -290,12 +316,15 @@ func processExists(pid int) bool {
 }
 
 // Unsupported returns why no world can be built here, or "" when one can: it
-// needs root and the ip and iptables tools.
+// needs root, a kernel with IPv6, and the ip, iptables and ip6tables tools.
 func Unsupported() string {
 	if os.Geteuid() != 0 {
 		return "needs root to create network namespaces"
 	}
-	for _, tool := range []string{"ip", "iptables", "iptables-save", "iptables-restore", "sh"} {
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+		return "needs a kernel with IPv6 (the world is dual-stack)"
+	}
+	for _, tool := range []string{"ip", "iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore", "sh"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return "needs " + tool + " on PATH"
 		}

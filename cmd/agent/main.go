@@ -45,7 +45,7 @@ func main() {
 	flag.StringVar(&backendOpts.Mode, "mode", agent.ModeIPTables, "Which backend programs the node: iptables (ipvs and nftables are not implemented yet).")
 	flag.StringVar(&backendOpts.IPTablesVariant, "iptables-variant", agent.VariantAuto, "Which iptables tools the iptables mode runs: auto (the variant kubelet's and the node's other rules are in), system (whatever iptables points to), nft or legacy.")
 	flag.StringVar(&clusterCIDRs, "cluster-cidr", "", "The pod network, one CIDR per family, comma-separated. Traffic to a cluster IP from outside it is masqueraded.")
-	flag.StringVar(&nodePortAddresses, "nodeport-addresses", "", "Node ports answer only on the node's addresses inside these CIDRs, comma-separated (e.g. 10.0.0.0/8,fd00::/64); a family with none, or with 0.0.0.0/0 or ::/0, answers on every local address. Empty: every address.")
+	flag.StringVar(&nodePortAddresses, "nodeport-addresses", "", "Node ports answer only on the node's addresses inside these CIDRs, comma-separated (e.g. 10.0.0.0/8,fd00::/64), or, with \"primary\", on the node's primary address of each family; a family with no CIDR, or with 0.0.0.0/0 or ::/0, answers on every local address. Empty: every address.")
 	flag.BoolVar(&opts.Config.MasqueradeAll, "masquerade-all", false, "Masquerade all traffic sent to cluster IPs.")
 	flag.DurationVar(&opts.Runner.MinSyncPeriod, "min-sync-period", dataplane.DefaultMinSyncPeriod, "The least time between two syncs; changes arriving faster are applied together.")
 	flag.DurationVar(&opts.Runner.SyncPeriod, "sync-period", dataplane.DefaultSyncPeriod, "The most time between two syncs, even when nothing changed.")
@@ -79,7 +79,7 @@ func main() {
 		log.Error(err, "invalid flags")
 		os.Exit(1)
 	}
-	if opts.Config.NodePortAddresses, err = agent.ParseNodePortAddresses(nodePortAddresses); err != nil {
+	if opts.Config.NodePortAddresses, opts.Config.NodePortAddressesPrimary, err = agent.ParseNodePortAddresses(nodePortAddresses); err != nil {
 		log.Error(err, "invalid flags")
 		os.Exit(1)
 	}

@@ -19,6 +19,7 @@ package agent
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/svcplane/svcplane/dataplane/model"
@@ -37,12 +38,20 @@ func ParseClusterCIDRs(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// ParseNodePortAddresses parses --nodeport-addresses: comma-separated prefixes, any
-// number per family, as kube-proxy's flag. Node ports then answer only on the
-// node's addresses inside them; a family without a prefix, or with 0.0.0.0/0 or
-// ::/0, answers on every local address. Empty means every address.
-func ParseNodePortAddresses(s string) ([]netip.Prefix, error) {
-	return parsePrefixes("--nodeport-addresses", s)
+// ParseNodePortAddresses parses --nodeport-addresses as kube-proxy does: "primary"
+// alone, for the node's primary address of each family, or comma-separated
+// prefixes, any number per family, for the node's addresses inside them; a family
+// without a prefix, or with 0.0.0.0/0 or ::/0, answers on every local address.
+// Empty means every address.
+func ParseNodePortAddresses(s string) (prefixes []netip.Prefix, primary bool, err error) {
+	if strings.TrimSpace(s) == "primary" {
+		return nil, true, nil
+	}
+	if slices.ContainsFunc(strings.Split(s, ","), func(part string) bool { return strings.TrimSpace(part) == "primary" }) {
+		return nil, false, fmt.Errorf(`invalid --nodeport-addresses %q: "primary" goes alone`, s)
+	}
+	prefixes, err = parsePrefixes("--nodeport-addresses", s)
+	return prefixes, false, err
 }
 
 // parsePrefixes parses the comma-separated prefixes of flag, masked, skipping

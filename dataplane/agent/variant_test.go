@@ -85,15 +85,21 @@ func TestChooseVariant(t *testing.T) {
 }
 
 func TestParseNodePortAddresses(t *testing.T) {
-	got, err := ParseNodePortAddresses(" 192.168.1.7/24, ,0.0.0.0/0,fd00::1/64")
+	got, primary, err := ParseNodePortAddresses(" 192.168.1.7/24, ,0.0.0.0/0,fd00::1/64")
 	want := "[192.168.1.0/24 0.0.0.0/0 fd00::/64]"
-	if err != nil || fmt.Sprint(got) != want {
-		t.Errorf("ParseNodePortAddresses = %v, %v; want %s", got, err, want)
+	if err != nil || primary || fmt.Sprint(got) != want {
+		t.Errorf("ParseNodePortAddresses = %v, %v, %v; want %s", got, primary, err, want)
 	}
-	if _, err := ParseNodePortAddresses("192.168.1.7"); err == nil || !strings.Contains(err.Error(), `invalid --nodeport-addresses "192.168.1.7"`) {
+	if _, _, err := ParseNodePortAddresses("192.168.1.7"); err == nil || !strings.Contains(err.Error(), `invalid --nodeport-addresses "192.168.1.7"`) {
 		t.Errorf("a bare address: error %v", err)
 	}
-	if got, err := ParseNodePortAddresses(""); err != nil || got != nil {
-		t.Errorf("empty: %v, %v; want none", got, err)
+	if got, primary, err := ParseNodePortAddresses(""); err != nil || got != nil || primary {
+		t.Errorf("empty: %v, %v, %v; want none", got, primary, err)
+	}
+	if got, primary, err := ParseNodePortAddresses(" primary "); err != nil || got != nil || !primary {
+		t.Errorf("primary: %v, %v, %v; want primary alone", got, primary, err)
+	}
+	if _, _, err := ParseNodePortAddresses("primary,10.0.0.0/8"); err == nil || !strings.Contains(err.Error(), `"primary" goes alone`) {
+		t.Errorf("primary with a prefix: error %v", err)
 	}
 }

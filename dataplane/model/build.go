@@ -86,6 +86,14 @@ func newView(f Family, node NodeInfo, cfg Config) View {
 		}
 	}
 
+	if cfg.NodePortAddressesPrimary {
+		for _, a := range node.PrimaryAddresses {
+			if FamilyOf(a) == f {
+				v.NodePortAddresses = append(v.NodePortAddresses, a)
+			}
+		}
+		return v
+	}
 	// As kube-proxy's --nodeport-addresses: a family the flag says nothing about,
 	// or whose all-addresses prefix it names, keeps node ports on every address.
 	var prefixes []netip.Prefix

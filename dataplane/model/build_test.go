@@ -40,9 +40,11 @@ import (
 	"github.com/svcplane/svcplane/controllers/endpoints"
 )
 
+// testNode has addresses of both families but a primary address of IPv4 only, so
+// that tests see a family without one.
 var testNode = NodeInfo{Name: "node-a", Addresses: []netip.Addr{
 	netip.MustParseAddr("192.168.0.10"), netip.MustParseAddr("fd00:192:168::10"),
-}}
+}, PrimaryAddresses: []netip.Addr{netip.MustParseAddr("192.168.0.10")}}
 
 // service returns a ClusterIP Service "ns/<name>" with one TCP port "http" 80,
 // allocated the IPv4 cluster IP 10.96.0.10, changed by opts.
@@ -484,6 +486,12 @@ func TestBuildViews(t *testing.T) {
 			NodePortAddresses: addrs("192.168.0.10")},
 		want6: View{Family: IPv6, NodeName: "node-a", NodeAddresses: addrs("fd00:192:168::10"), NodePortsOnAllAddresses: true},
 	}, {
+		name: "primary: the node's primary address of each family; none, no node ports",
+		cfg:  Config{NodePortAddressesPrimary: true},
+		want4: View{Family: IPv4, NodeName: "node-a", NodeAddresses: addrs("192.168.0.10"),
+			NodePortAddresses: addrs("192.168.0.10")},
+		want6: View{Family: IPv6, NodeName: "node-a", NodeAddresses: addrs("fd00:192:168::10")},
+	}, {
 		name:  "node port addresses matching nothing leave the family without node ports",
 		cfg:   Config{NodePortAddresses: prefixes("10.0.0.0/8", "::/0")},
 		want4: View{Family: IPv4, NodeName: "node-a", NodeAddresses: addrs("192.168.0.10")},
@@ -529,6 +537,9 @@ func TestConfigValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Errorf("Validate(%+v) = %v", ok, err)
 	}
+	if err := (Config{NodePortAddressesPrimary: true, NodePortAddresses: prefixes("192.168.0.0/24")}).Validate(); err == nil || !strings.Contains(err.Error(), `either "primary" or prefixes`) {
+		t.Errorf("Validate(primary and prefixes) = %v", err)
+	}
 	bad := Config{ClusterCIDRs: append(prefixes("10.244.0.0/16", "10.245.0.0/16"), netip.Prefix{})}
 	err := bad.Validate()
 	if err == nil || !strings.Contains(err.Error(), "at most one IPv4 cluster CIDR") || !strings.Contains(err.Error(), "not a valid prefix") {
@@ -545,9 +556,26 @@ func TestNodeInfoFromNode(t *testing.T) {
 		{Type: corev1.NodeExternalIP, Address: "192.168.0.10"},
 		{Type: corev1.NodeInternalDNS, Address: "node-a.internal"},
 	}}}
-	want := NodeInfo{Name: "node-a", Addresses: addrs("192.168.0.10", "fd00:192:168::10", "203.0.113.10")}
+	want := NodeInfo{Name: "node-a", Addresses: addrs("192.168.0.10", "fd00:192:168::10", "203.0.113.10"),
+		PrimaryAddresses: addrs("192.168.0.10", "fd00:192:168::10")}
 	if got := NodeInfoFromNode(node); !reflect.DeepEqual(got, want) {
 		t.Errorf("NodeInfoFromNode = %+v, want %+v", got, want)
+	}
+
+	// A family without an InternalIP takes its first ExternalIP; one with
+	// neither has no primary address.
+	node.Status.Addresses = []corev1.NodeAddress{
+		{Type: corev1.NodeExternalIP, Address: "203.0.113.10"},
+		{Type: corev1.NodeInternalIP, Address: "192.168.0.10"},
+		{Type: corev1.NodeExternalIP, Address: "2001:db8::10"},
+		{Type: corev1.NodeExternalIP, Address: "2001:db8::11"},
+	}
+	if got, want := NodeInfoFromNode(node).PrimaryAddresses, addrs("192.168.0.10", "2001:db8::10"); !reflect.DeepEqual(got, want) {
+		t.Errorf("PrimaryAddresses = %v, want %v", got, want)
+	}
+	node.Status.Addresses = node.Status.Addresses[:2]
+	if got, want := NodeInfoFromNode(node).PrimaryAddresses, addrs("192.168.0.10"); !reflect.DeepEqual(got, want) {
+		t.Errorf("IPv4-only node: PrimaryAddresses = %v, want %v", got, want)
 	}
 }
 

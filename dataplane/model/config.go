@@ -31,6 +31,10 @@ type NodeInfo struct {
 	// Addresses are the node's IP addresses, both families, in the order the Node
 	// lists them.
 	Addresses []netip.Addr
+	// PrimaryAddresses are the node's primary address of each family it has one
+	// of: its first InternalIP of the family, or its first ExternalIP when it has
+	// no InternalIP of the family, as kubelet and kube-proxy pick the node's IPs.
+	PrimaryAddresses []netip.Addr
 }
 
 // NodeInfoFromNode returns the NodeInfo of node: its name and the InternalIP and
@@ -50,7 +54,27 @@ func NodeInfoFromNode(node *corev1.Node) NodeInfo {
 		seen[addr] = true
 		info.Addresses = append(info.Addresses, addr)
 	}
+	for _, f := range Families {
+		if a, ok := firstAddress(node, corev1.NodeInternalIP, f); ok {
+			info.PrimaryAddresses = append(info.PrimaryAddresses, a)
+		} else if a, ok := firstAddress(node, corev1.NodeExternalIP, f); ok {
+			info.PrimaryAddresses = append(info.PrimaryAddresses, a)
+		}
+	}
 	return info
+}
+
+// firstAddress returns node's first address of type t in family f.
+func firstAddress(node *corev1.Node, t corev1.NodeAddressType, f Family) (netip.Addr, bool) {
+	for _, a := range node.Status.Addresses {
+		if a.Type != t {
+			continue
+		}
+		if addr, err := netip.ParseAddr(a.Address); err == nil && FamilyOf(addr) == f {
+			return addr, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // Config is the node-wide dataplane configuration, from the agent's flags.
@@ -66,6 +90,10 @@ type Config struct {
 	// all-addresses prefix (0.0.0.0/0, ::/0), serves node ports on every local
 	// address.
 	NodePortAddresses []netip.Prefix
+	// NodePortAddressesPrimary limits node ports to the node's primary address of
+	// each family (NodeInfo.PrimaryAddresses), as kube-proxy's
+	// --nodeport-addresses=primary; it excludes NodePortAddresses.
+	NodePortAddressesPrimary bool
 }
 
 // Validate reports whether the configuration can be rendered: every prefix valid,
@@ -90,6 +118,9 @@ func (c Config) Validate() error {
 		if !p.IsValid() {
 			errs = append(errs, fmt.Errorf("node port address prefix %q is not valid", p))
 		}
+	}
+	if c.NodePortAddressesPrimary && len(c.NodePortAddresses) > 0 {
+		errs = append(errs, errors.New(`node port addresses are either "primary" or prefixes, not both`))
 	}
 	return errors.Join(errs...)
 }

@@ -36,6 +36,15 @@ type Entry struct {
 	DNAT netip.AddrPort
 }
 
+// replySource returns where the reply comes from: the DNAT target, or the
+// original destination when the entry was not DNATed.
+func (e Entry) replySource() netip.Addr {
+	if e.DNAT.IsValid() {
+		return e.DNAT.Addr()
+	}
+	return e.Dst.Addr()
+}
+
 // String returns the entry in conntrack -L's syntax, without timeout, state and
 // mark: "udp 17 src=... dst=... sport=... dport=... src=... dst=... sport=...
 // dport=...", the second tuple being the expected reply.

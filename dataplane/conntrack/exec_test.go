@@ -77,7 +77,7 @@ func TestExecDelete(t *testing.T) {
 		name:   "IPv4, DNATed to an endpoint",
 		filter: v4DNAT,
 		reply:  deleted2,
-		line:   "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --dst-nat 10.244.1.10",
+		line:   "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --reply-src 10.244.1.10",
 		n:      2,
 	}, {
 		name:   "IPv6 node port on any address",
@@ -89,37 +89,37 @@ func TestExecDelete(t *testing.T) {
 		name:   "IPv6, DNATed to an endpoint",
 		filter: v6DNAT,
 		reply:  deleted2,
-		line:   "conntrack -D -f ipv6 -p udp --orig-dst fd00:96::10 --orig-port-dst 53 --dst-nat fd00:244:1::10",
+		line:   "conntrack -D -f ipv6 -p udp --orig-dst fd00:96::10 --orig-port-dst 53 --reply-src fd00:244:1::10",
 		n:      2,
 	}, {
 		name:   "in a network namespace",
 		prefix: []string{"ip", "netns", "exec", "test"},
 		filter: v4DNAT,
 		reply:  deleted2,
-		line:   "ip netns exec test conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --dst-nat 10.244.1.10",
+		line:   "ip netns exec test conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --reply-src 10.244.1.10",
 		n:      2,
 	}, {
 		name:   "nothing to delete: exit 1 is success",
 		filter: v4DNAT,
 		reply:  deleted0,
-		line:   "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --dst-nat 10.244.1.10",
+		line:   "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --reply-src 10.244.1.10",
 	}, {
 		name:    "exit 1 for another reason",
 		filter:  v4DNAT,
 		reply:   reply{out: "conntrack v1.4.7 (conntrack-tools): Operation failed: Operation not permitted\n", code: 1},
-		line:    "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --dst-nat 10.244.1.10",
+		line:    "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --reply-src 10.244.1.10",
 		wantErr: "exit status 1: conntrack v1.4.7 (conntrack-tools): Operation failed: Operation not permitted",
 	}, {
 		name:    "refused options",
 		filter:  v4DNAT,
 		reply:   reply{out: "conntrack v1.4.7 (conntrack-tools): mismatched address family\n", code: 2},
-		line:    "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --dst-nat 10.244.1.10",
+		line:    "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --reply-src 10.244.1.10",
 		wantErr: "exit status 2: conntrack v1.4.7 (conntrack-tools): mismatched address family",
 	}, {
 		name:    "not installed",
 		filter:  v4DNAT,
 		reply:   reply{err: exec.ErrNotFound},
-		line:    "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --dst-nat 10.244.1.10",
+		line:    "conntrack -D -p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --reply-src 10.244.1.10",
 		wantErr: "executable file not found",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -205,6 +205,7 @@ func TestExecAgainstKernel(t *testing.T) {
 		{Family: model.IPv4, Protocol: model.TCP, Src: ap("10.244.2.5:40002"), Dst: ap("10.96.0.10:53"), DNAT: ap("10.244.1.10:5353")},
 		{Family: model.IPv6, Protocol: model.UDP, Src: ap("[fd00:244:2::5]:40000"), Dst: ap("[fd00:96::10]:53"), DNAT: ap("[fd00:244:1::10]:5353")},
 		{Family: model.IPv6, Protocol: model.UDP, Src: ap("[fd00:244:2::5]:40001"), Dst: ap("[fd00:96::10]:53")},
+		{Family: model.IPv6, Protocol: model.UDP, Src: ap("[fd00:244:2::5]:40002"), Dst: ap("[fd00:96::10]:53"), DNAT: ap("[fd00:244:1::11]:5353")},
 	}
 	for _, e := range entries {
 		args := []string{"-I", "-p", strings.ToLower(string(e.Protocol)),
@@ -245,6 +246,9 @@ func TestExecAgainstKernel(t *testing.T) {
 		{Family: model.IPv4, Protocol: model.UDP, Dst: netip.MustParseAddr("10.96.0.10"), Port: 53, Src: ap("10.244.2.5:40001")},
 		{Family: model.IPv4, Protocol: model.UDP, Dst: netip.MustParseAddr("10.96.0.10"), Port: 53, DNAT: netip.MustParseAddr("10.244.1.10")},
 		{Family: model.IPv4, Protocol: model.UDP, Port: 30053, DNAT: netip.MustParseAddr("10.244.1.10")},
+		// One endpoint's IPv6 flows, not the other's: conntrack-tools 1.4.7's
+		// --dst-nat would take both.
+		{Family: model.IPv6, Protocol: model.UDP, Dst: netip.MustParseAddr("fd00:96::10"), Port: 53, DNAT: netip.MustParseAddr("fd00:244:1::10")},
 		{Family: model.IPv6, Protocol: model.UDP, Dst: netip.MustParseAddr("fd00:96::10"), Port: 53},
 		{Family: model.IPv6, Protocol: model.UDP, Port: 30053}, // matches nothing
 	}

@@ -121,7 +121,7 @@ func matches(flt Filter, e Entry) bool {
 		return false
 	case flt.Port != 0 && e.Dst.Port() != flt.Port:
 		return false
-	case flt.DNAT.IsValid() && (!e.DNAT.IsValid() || e.DNAT.Addr() != flt.DNAT):
+	case flt.DNAT.IsValid() && e.replySource() != flt.DNAT:
 		return false
 	}
 	return true

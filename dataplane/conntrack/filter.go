@@ -47,9 +47,11 @@ type Filter struct {
 }
 
 // Args returns the conntrack options that select f's entries, after the command
-// (-D, -L): "-p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --dst-nat
+// (-D, -L): "-p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --reply-src
 // 10.244.1.5", preceded by "-f ipv6" for IPv6 (conntrack's default family is
-// IPv4, and it refuses an address of the other one).
+// IPv4, and it refuses an address of the other one). DNAT is matched as the
+// reply's source, which is the DNAT target: conntrack-tools 1.4.7 ignores the
+// address of --dst-nat for IPv6 and would select every DNATed entry.
 func (f Filter) Args() []string {
 	var args []string
 	if f.Family == model.IPv6 {
@@ -66,7 +68,7 @@ func (f Filter) Args() []string {
 		args = append(args, "--orig-port-dst", strconv.Itoa(int(f.Port)))
 	}
 	if f.DNAT.IsValid() {
-		args = append(args, "--dst-nat", f.DNAT.String())
+		args = append(args, "--reply-src", f.DNAT.String())
 	}
 	return args
 }

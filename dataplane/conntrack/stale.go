@@ -37,7 +37,7 @@ import (
 //     policies or topology: a terminating endpoint that still serves keeps its
 //     flows, like TCP connections drain, and a rules change that merely stops
 //     choosing an endpoint for new flows leaves the old ones alone. kube-proxy
-//     matches the endpoint by address only (conntrack's --dst-nat), so the flows
+//     matches the endpoint by address only (the reply's source), so the flows
 //     of that address behind the same frontend go, whatever their target port.
 //  2. A port that had no serving endpoint and now has one: every flow to its
 //     frontends is cleared. While it had none, packets were rejected, or before

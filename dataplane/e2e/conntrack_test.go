@@ -16,9 +16,9 @@ limitations under the License.
 
 package e2e
 
-// Addresses as in e2e_test.go. The UDP Service selects pod-a and pod-b (labelled
-// for it by the test); the client is this process, in the node's namespace,
-// sending to the Service's cluster IP.
+// Addresses as in e2e_test.go. The UDP Service, dual-stack, selects pod-a and
+// pod-b (labelled for it by the test); the client is this process, in the node's
+// namespace, sending to the Service's cluster IP of one family, then the other.
 
 import (
 	"fmt"
@@ -31,7 +31,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
@@ -45,35 +44,48 @@ const udpLabel = "e2e.svcplane.io/udp"
 // to a UDP Service from the same port, so conntrack keeps the first DNAT decision
 // for as long as it sends. When the pod it reaches turns unready, the agent must
 // delete that entry, or the client keeps talking to the pod the rules no longer
-// choose.
+// choose. It runs once per family of a dual-stack Service, on its cluster IP of
+// that family.
 func TestUDPFlowLeavesUnreadyPod(t *testing.T) {
 	requireWorld(t)
 	requireConntrack(t)
-	ctx := t.Context()
 	udpPods := []string{"pod-a", "pod-b"}
 	for _, name := range udpPods {
 		labelPod(t, name, udpLabel)
 	}
-	svc := &v1alpha1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "udp-echo", Namespace: cl.Namespace},
-		Spec: v1alpha1.ServiceSpec{
-			Selector: map[string]string{udpLabel: "true"},
-			Ports: []v1alpha1.ServicePort{{
-				Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(world.ServerPort),
-			}},
-		},
-	}
+	svc := dualStackService("udp-echo")
+	svc.Spec.Selector = map[string]string{udpLabel: "true"}
+	svc.Spec.Ports = []v1alpha1.ServicePort{{
+		Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53, TargetPort: intstr.FromInt32(world.ServerPort),
+	}}
 	svc = create(t, svc)
-	addr := net.JoinHostPort(svc.Status.ClusterIP, "53")
+	for _, family := range families {
+		t.Run(string(family), func(t *testing.T) {
+			expectUDPFlowLeavesUnreadyPod(t, svc, family, udpPods)
+		})
+	}
+}
+
+// expectUDPFlowLeavesUnreadyPod checks, from the node, that one socket sending to
+// the cluster IP of family of svc, a UDP Service on port 53 selecting udpPods
+// (two of them), stays on the pod it first reached, moves to the other within
+// unreadyWithin of that pod turning unready, leaving no conntrack entry to it, and
+// that the pod gets new flows once ready again.
+func expectUDPFlowLeavesUnreadyPod(t *testing.T, svc *v1alpha1.Service, family corev1.IPFamily, udpPods []string) {
+	t.Helper()
+	ctx := t.Context()
+	network := udpNetwork(family)
+	clusterIP := clusterIPOf(t, svc, family)
+	addr := net.JoinHostPort(clusterIP, "53")
 
 	// Until the rules are in place, datagrams go wherever the routing table sends
 	// them, and each makes a conntrack entry: wait with a new socket each time.
 	eventually(t, programmed, func() error {
-		_, err := askOnce(addr)
+		_, err := askOnce(network, addr)
 		return err
 	})
 
-	conn, err := net.Dial("udp4", addr)
+	conn, err := net.Dial(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,8 +107,8 @@ func TestUDPFlowLeavesUnreadyPod(t *testing.T) {
 			t.Fatalf("the same socket was answered by %q (%v) after %s", got, err, first)
 		}
 	}
-	firstPod, _ := w.Pod(first)
-	if n := udpEntries(t, svc.Status.ClusterIP, firstPod.IP.String()); n == 0 {
+	firstIP := podIPOf(t, first, family).String()
+	if n := udpEntries(t, family, clusterIP, firstIP); n == 0 {
 		t.Fatalf("no conntrack entry from %s to %s", addr, first)
 	}
 
@@ -118,7 +130,7 @@ func TestUDPFlowLeavesUnreadyPod(t *testing.T) {
 			t.Fatalf("after moving to %s, the socket was answered by %q (%v)", other, got, err)
 		}
 	}
-	if n := udpEntries(t, svc.Status.ClusterIP, firstPod.IP.String()); n != 0 {
+	if n := udpEntries(t, family, clusterIP, firstIP); n != 0 {
 		t.Errorf("%d conntrack entries from %s to %s remain", n, addr, first)
 	}
 
@@ -129,12 +141,20 @@ func TestUDPFlowLeavesUnreadyPod(t *testing.T) {
 	}
 	eventually(t, unreadyWithin, func() error {
 		for range 30 {
-			if got, err := askOnce(addr); err == nil && got == first {
+			if got, err := askOnce(network, addr); err == nil && got == first {
 				return nil
 			}
 		}
 		return fmt.Errorf("%s gets no new flows", first)
 	})
+}
+
+// udpNetwork returns the network net.Dial takes for UDP over family.
+func udpNetwork(family corev1.IPFamily) string {
+	if family == corev1.IPv6Protocol {
+		return "udp6"
+	}
+	return "udp4"
 }
 
 // askTimeout bounds the wait for each answer.
@@ -157,9 +177,10 @@ func ask(conn net.Conn) (string, error) {
 	return string(buf[:n]), nil
 }
 
-// askOnce asks from a new socket: a new flow, a new choice of endpoint.
-func askOnce(addr string) (string, error) {
-	conn, err := net.Dial("udp4", addr)
+// askOnce asks addr over network (udp4 or udp6) from a new socket: a new flow, a
+// new choice of endpoint.
+func askOnce(network, addr string) (string, error) {
+	conn, err := net.Dial(network, addr)
 	if err != nil {
 		return "", err
 	}
@@ -167,11 +188,19 @@ func askOnce(addr string) (string, error) {
 	return ask(conn)
 }
 
-// udpEntries returns how many conntrack entries of this (the node's) namespace
-// go from anywhere to clusterIP:53 and were DNATed to endpoint.
-func udpEntries(t *testing.T, clusterIP, endpoint string) int {
+// udpEntries returns how many conntrack entries of family in this (the node's)
+// namespace go from anywhere to clusterIP:53 and were DNATed to endpoint: their
+// reply comes from it. The family is passed on, conntrack -L listing IPv4
+// entries alone unless told otherwise; the endpoint is matched with --reply-src,
+// not --dst-nat, whose address conntrack-tools 1.4.7 ignores for IPv6 (any
+// DNATed entry matches).
+func udpEntries(t *testing.T, family corev1.IPFamily, clusterIP, endpoint string) int {
 	t.Helper()
-	out, err := exec.Command("conntrack", "-L", "-p", "udp", "--orig-dst", clusterIP, "--orig-port-dst", "53", "--dst-nat", endpoint).CombinedOutput()
+	f := "ipv4"
+	if family == corev1.IPv6Protocol {
+		f = "ipv6"
+	}
+	out, err := exec.Command("conntrack", "-L", "-f", f, "-p", "udp", "--orig-dst", clusterIP, "--orig-port-dst", "53", "--reply-src", endpoint).CombinedOutput()
 	if err != nil {
 		t.Fatalf("conntrack -L: %v: %s", err, out)
 	}

@@ -24,7 +24,8 @@ limitations under the License.
 //
 // The world is dual-stack, IPv4 primary: the manager allocates cluster IPs of both
 // families, pods and the node report an address of each, and the tests send IPv4
-// and IPv6 traffic (dualstack_test.go for IPv6), through iptables and ip6tables.
+// and IPv6 traffic through iptables and ip6tables: dualstack_test.go for IPv6,
+// and a subtest per family where a test runs for both.
 //
 // It needs root, a kernel with IPv6, ip, iptables, ip6tables and conntrack, and
 // the control plane binaries (`make controlplane`); without them it skips, except

@@ -56,6 +56,29 @@ func ipv6Service(name string) *v1alpha1.Service {
 
 func ptr[T any](v T) *T { return &v }
 
+// families are the world's IP families, the cluster's primary one first: tests
+// that run once per family make a subtest of each, named after it.
+var families = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+
+// nodeIPOf returns the node's address of family towards the client: where the
+// client reaches node ports and health check node ports.
+func nodeIPOf(family corev1.IPFamily) netip.Addr {
+	if family == corev1.IPv6Protocol {
+		return world.NodeIPv6
+	}
+	return world.NodeIP
+}
+
+// podIPOf returns the address of family of the pod named name.
+func podIPOf(t *testing.T, name string, family corev1.IPFamily) netip.Addr {
+	t.Helper()
+	p := mustPod(t, name)
+	if family == corev1.IPv6Protocol {
+		return p.IPv6
+	}
+	return p.IP
+}
+
 // TestDualStackService reaches a RequireDualStack NodePort Service over IPv6 on
 // every path the IPv4 tests cover: its IPv6 cluster IP from the node and from a
 // pod (pod-a's requests that land on itself are hairpinned, and masqueraded), its

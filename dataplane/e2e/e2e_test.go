@@ -21,8 +21,10 @@ package e2e
 // (TEST-NET-3) and 2001:db8:1::1 (documentation), the client is 203.0.113.2 and
 // 2001:db8:1::2; svcplane allocates cluster IPs from 10.96.0.0/12 and
 // fd00:10:96::/112 (cluster.ServiceCIDRs) and node ports from 30000-32767. The
-// tests in this file send IPv4 traffic, those in dualstack_test.go IPv6. Every
-// request stays inside the world's namespaces.
+// tests in this file send IPv4 traffic, those in dualstack_test.go IPv6, and
+// those with a subtest per family (IPv4, IPv6) both, to a dual-stack Service:
+// session affinity, health check node ports and, in conntrack_test.go, the UDP
+// conntrack cleanup. Every request stays inside the world's namespaces.
 //
 // TestMain runs twice. The first run (root, in the caller's namespace) builds the
 // world, starts the pods' servers and re-executes the test binary inside the node's
@@ -266,9 +268,16 @@ func clusterURL(svc *v1alpha1.Service) string {
 // family, failing the test when it has none.
 func clusterURLOf(t *testing.T, svc *v1alpha1.Service, family corev1.IPFamily) string {
 	t.Helper()
+	return hostURL(clusterIPOf(t, svc, family), svc.Spec.Ports[0].Port)
+}
+
+// clusterIPOf returns the cluster IP of family of svc, failing the test when it
+// has none.
+func clusterIPOf(t *testing.T, svc *v1alpha1.Service, family corev1.IPFamily) string {
+	t.Helper()
 	for _, s := range svc.Status.ClusterIPs {
 		if ip, err := netip.ParseAddr(s); err == nil && ipFamily(ip) == family {
-			return hostURL(s, svc.Spec.Ports[0].Port)
+			return s
 		}
 	}
 	t.Fatalf("%s/%s has no %s cluster IP: %v", svc.Namespace, svc.Name, family, svc.Status.ClusterIPs)
@@ -475,29 +484,41 @@ func TestNodePortFromClient(t *testing.T) {
 	expectAllPodsAnswer(t, get, nodePortURL(svc))
 }
 
+// TestSessionAffinityClientIP checks that ClientIP affinity keeps each client on
+// one pod, once per family of a dual-stack Service: to its cluster IP of the
+// family from the node and from pod-b, and to its node port on the node's
+// address of the family from the client. The IPv6 half exercises the -m recent
+// rules the agent writes with ip6tables.
 func TestSessionAffinityClientIP(t *testing.T) {
 	requireWorld(t)
-	svc := webService("affinity")
+	svc := dualStackService("affinity")
 	svc.Spec.Type = corev1.ServiceTypeNodePort
 	svc.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
 	svc = create(t, svc)
 
-	for _, c := range []struct {
-		from, url string
-		get       func(context.Context, string, int) ([]string, error)
-	}{
-		{"the node", clusterURL(svc), fromNode},
-		{"pod-b", clusterURL(svc), fromNetns(podNetns(t, "pod-b"))},
-		{"the client", nodePortURL(svc), fromNetns(w.Client)},
-	} {
-		waitServing(t, c.get, c.url)
-		answers, err := c.get(t.Context(), c.url, 20)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := answerers(answers); len(got) != 1 {
-			t.Errorf("20 requests from %s to %s were answered by %v, want one pod", c.from, c.url, got)
-		}
+	for _, family := range families {
+		t.Run(string(family), func(t *testing.T) {
+			clusterIP := clusterURLOf(t, svc, family)
+			for _, c := range []struct {
+				from, url string
+				get       getter
+			}{
+				{"the node", clusterIP, fromNode},
+				{"pod-b", clusterIP, fromNetns(podNetns(t, "pod-b"))},
+				{"the client", nodePortURLAt(nodeIPOf(family), svc), fromNetns(w.Client)},
+			} {
+				waitServing(t, c.get, c.url)
+				// Without affinity, 20 requests all land on one of three
+				// pods with a chance of 3*(1/3)^20, about 10^-9.
+				answers, err := c.get(t.Context(), c.url, 20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := answerers(answers); len(got) != 1 {
+					t.Errorf("20 requests from %s to %s were answered by %v, want one pod", c.from, c.url, got)
+				}
+			}
+		})
 	}
 }
 
@@ -600,16 +621,26 @@ func expectRefused(t *testing.T, svc *v1alpha1.Service, saveTool, clusterURL, no
 	}
 }
 
+// TestHealthCheckNodePortAndAgentEndpoints checks, once per family of a
+// dual-stack externalTrafficPolicy Local Service, that its health check node port
+// answers the client on the node's address of the family with every pod local,
+// and that its node port there reaches every pod; then the agent's /healthz and
+// /metrics.
 func TestHealthCheckNodePortAndAgentEndpoints(t *testing.T) {
 	requireWorld(t)
-	svc := webService("local")
+	svc := dualStackService("local")
 	svc.Spec.Type = corev1.ServiceTypeLoadBalancer
 	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	svc = create(t, svc)
-	expectHealthCheck(t, svc, http.StatusOK, len(allPods))
-	// externalTrafficPolicy Local keeps the client's address: every pod is local,
-	// so every pod answers.
-	expectAllPodsAnswer(t, fromNetns(w.Client), nodePortURL(svc))
+	for _, family := range families {
+		t.Run(string(family), func(t *testing.T) {
+			nodeIP := nodeIPOf(family)
+			expectHealthCheck(t, svc, nodeIP, http.StatusOK, len(allPods))
+			// externalTrafficPolicy Local keeps the client's address: every
+			// pod is local, so every pod answers.
+			expectAllPodsAnswer(t, fromNetns(w.Client), nodePortURLAt(nodeIP, svc))
+		})
+	}
 
 	resp, err := http.Get("http://" + healthzAddr + "/healthz")
 	if err != nil {
@@ -641,34 +672,41 @@ func TestHealthCheckNodePortAndAgentEndpoints(t *testing.T) {
 // TestHealthCheckNodePortWithoutLocalEndpoints is a load balancer's view of a node
 // with no ready endpoint of an externalTrafficPolicy Local Service: the health
 // check node port answers 503, so that the load balancer sends nothing there, until
-// a pod matches and is ready.
+// a pod matches and is ready. It probes the node over each family in turn, each
+// subtest starting from no matching pod.
 func TestHealthCheckNodePortWithoutLocalEndpoints(t *testing.T) {
 	requireWorld(t)
 	// The Service selects the pods carrying label: none at first.
 	const label = "e2e.svcplane.io/health"
-	svc := webService("local-none")
+	svc := dualStackService("local-none")
 	svc.Spec.Type = corev1.ServiceTypeLoadBalancer
 	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 	svc.Spec.Selector = map[string]string{label: "true"}
 	svc = create(t, svc)
-	expectHealthCheck(t, svc, http.StatusServiceUnavailable, 0)
 
-	labelPod(t, "pod-b", label)
-	expectHealthCheck(t, svc, http.StatusOK, 1)
+	for _, family := range families {
+		t.Run(string(family), func(t *testing.T) {
+			nodeIP := nodeIPOf(family)
+			expectHealthCheck(t, svc, nodeIP, http.StatusServiceUnavailable, 0)
 
-	setPodReady(t, "pod-b", false)
-	expectHealthCheck(t, svc, http.StatusServiceUnavailable, 0)
+			labelPod(t, "pod-b", label)
+			expectHealthCheck(t, svc, nodeIP, http.StatusOK, 1)
 
-	if err := cl.SetPodReady(t.Context(), "pod-b", true); err != nil {
-		t.Fatal(err)
+			setPodReady(t, "pod-b", false)
+			expectHealthCheck(t, svc, nodeIP, http.StatusServiceUnavailable, 0)
+
+			if err := cl.SetPodReady(t.Context(), "pod-b", true); err != nil {
+				t.Fatal(err)
+			}
+			expectHealthCheck(t, svc, nodeIP, http.StatusOK, 1)
+		})
 	}
-	expectHealthCheck(t, svc, http.StatusOK, 1)
 }
 
 // expectHealthCheck waits until the health check node port of svc, probed from
-// the client as a load balancer probes the node from outside, answers status
-// and reports localEndpoints.
-func expectHealthCheck(t *testing.T, svc *v1alpha1.Service, status, localEndpoints int) {
+// the client on the node's address nodeIP as a load balancer probes the node from
+// outside, answers status and reports localEndpoints.
+func expectHealthCheck(t *testing.T, svc *v1alpha1.Service, nodeIP netip.Addr, status, localEndpoints int) {
 	t.Helper()
 	ctx := t.Context()
 	eventually(t, programmed, func() error {
@@ -680,7 +718,7 @@ func expectHealthCheck(t *testing.T, svc *v1alpha1.Service, status, localEndpoin
 		}
 		return nil
 	})
-	url := fmt.Sprintf("http://%s:%d/", world.NodeIP, svc.Status.HealthCheckNodePort)
+	url := hostURL(nodeIP.String(), svc.Status.HealthCheckNodePort)
 	eventually(t, programmed, func() error {
 		resp, err := w.Probe(ctx, w.Client, url)
 		if err != nil {

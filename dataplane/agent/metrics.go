@@ -88,18 +88,14 @@ func (m *metrics) observeSync(b dataplane.Backend, start, end time.Time, err err
 		return
 	}
 	m.lastSync.Set(float64(end.UnixNano()) / 1e9)
+	// Only backends that say how much they wrote (dataplane.WriteReporter).
+	wr, ok := b.(dataplane.WriteReporter)
+	if !ok {
+		return
+	}
 	for _, f := range model.Families {
-		if n, ok := bytesWritten(b, f, start); ok {
+		if n, ok := wr.BytesWritten(f, start); ok {
 			m.rulesWritten.WithLabelValues(f.String()).Add(float64(n))
 		}
 	}
-}
-
-// bytesWritten returns how much the backend's sync of family that started at or
-// after since wrote, for the backends that say (dataplane.WriteReporter).
-func bytesWritten(b dataplane.Backend, family model.Family, since time.Time) (int, bool) {
-	if wr, ok := b.(dataplane.WriteReporter); ok {
-		return wr.BytesWritten(family, since)
-	}
-	return 0, false
 }

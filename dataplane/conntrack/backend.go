@@ -121,7 +121,7 @@ func (b *Backend) Sync(ctx context.Context, desired *model.State) error {
 // expire.
 func (b *Backend) scan(ctx context.Context, desired *model.State) []Filter {
 	var out []Filter
-	for _, family := range NeedsScan(desired) {
+	for _, family := range needsScan(desired) {
 		entries, err := b.exec.List(ctx, family, model.UDP)
 		if err != nil {
 			b.failures.Add(1)

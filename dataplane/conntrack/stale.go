@@ -173,9 +173,9 @@ func stillServing(sp *model.ServicePort, ap netip.AddrPort) bool {
 	})
 }
 
-// NeedsScan returns the families of st whose entries Scan would look at: those
+// needsScan returns the families of st whose entries Scan would look at: those
 // with a UDP service port that has a serving endpoint.
-func NeedsScan(st *model.State) []model.Family {
+func needsScan(st *model.State) []model.Family {
 	var out []model.Family
 	for _, family := range model.Families {
 		if slices.ContainsFunc(st.View(family).ServicePorts, func(sp *model.ServicePort) bool {

@@ -41,7 +41,7 @@ var serviceCIDRv6 = netip.MustParsePrefix("fd00:10:96::/112")
 // family.
 func dualStackService(name string) *v1alpha1.Service {
 	svc := webService(name)
-	svc.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
+	svc.Spec.IPFamilyPolicy = new(corev1.IPFamilyPolicyRequireDualStack)
 	return svc
 }
 
@@ -49,12 +49,10 @@ func dualStackService(name string) *v1alpha1.Service {
 // cluster's primary family, IPv4.
 func ipv6Service(name string) *v1alpha1.Service {
 	svc := webService(name)
-	svc.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicySingleStack)
+	svc.Spec.IPFamilyPolicy = new(corev1.IPFamilyPolicySingleStack)
 	svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
 	return svc
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // families are the world's IP families, the cluster's primary one first: tests
 // that run once per family make a subtest of each, named after it.

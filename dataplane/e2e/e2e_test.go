@@ -597,9 +597,14 @@ func expectRefused(t *testing.T, svc *v1alpha1.Service, saveTool, clusterURL, no
 	})
 
 	// Without the rule a packet to the cluster IP would be routed to the client,
-	// which drops it: its refusal can only come from the agent's REJECT. (The node
-	// port would be refused even without it, nothing listening there on the
-	// node; that case checks that the client gets a refusal, not a timeout.)
+	// which drops it: its refusal can only come from the agent's REJECT. The
+	// node port would be refused even without it, nothing listening there, so a
+	// listener is put there: without the rule it would take the connection.
+	ln, err := net.Listen("tcp", ":"+strconv.Itoa(int(svc.Status.Ports[0].NodePort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
 	for _, c := range []struct {
 		from, url string
 		get       getter

@@ -367,11 +367,12 @@ func (tr *tracer) match(rule []string, src netip.Addr, proto string, s pktState)
 //
 // The tracer knows the two uses kube-proxy makes of the module: --rcheck (with
 // --seconds, and --reap to forget older entries) to find the endpoint a client
-// last used, and --set to record that endpoint. It refuses what the kernel refuses (xt_recent's
-// checkentry: one action, no --seconds or --reap with --set, no --reap without
-// --seconds), --name left to the kernel's DEFAULT list, which every rule naming no
-// list shares, and --mask or --rsource left to their defaults, which
-// iptables-save always prints: the renderer writes rules as it prints them.
+// last used, and --set to record that endpoint. What the kernel refuses (one
+// action, no --seconds or --reap with --set, no --reap without --seconds) never
+// gets here: the Fake refuses it when it is loaded. The tracer also refuses
+// --name left to the kernel's DEFAULT list, which every rule naming no list
+// shares, and --mask or --rsource left to their defaults, which iptables-save
+// always prints: the renderer writes rules as it prints them.
 func (tr *tracer) recentMatch(rule []string, i int, src netip.Addr, s pktState) (last int, ok bool, set *recentEntry) {
 	tr.t.Helper()
 	fail := func(format string, args ...any) {
@@ -386,10 +387,10 @@ func (tr *tracer) recentMatch(rule []string, i int, src netip.Addr, s pktState) 
 		return rule[i]
 	}
 	var (
-		list                         string
-		mask                         netip.Addr
-		seconds                      int
-		rcheck, record, reap, source bool
+		list           string
+		mask           netip.Addr
+		seconds        int
+		record, source bool
 	)
 options:
 	for ; i < len(rule); i++ {
@@ -406,12 +407,12 @@ options:
 			if seconds, err = strconv.Atoi(value()); err != nil || seconds < 1 {
 				fail("has a bad --seconds")
 			}
-		case "--rcheck":
-			rcheck = true
+		case "--rcheck", "--reap":
+			// The Fake let in only --rcheck or --set, so a match that does
+			// not --set checks; --reap changes what the kernel keeps, not
+			// what a first packet matches.
 		case "--set":
 			record = true
-		case "--reap":
-			reap = true
 		case "--rsource":
 			source = true
 		case "!":
@@ -431,12 +432,6 @@ options:
 	last = i - 1
 
 	switch {
-	case rcheck == record:
-		fail("needs exactly one of --rcheck and --set")
-	case record && (seconds != 0 || reap):
-		fail("--set with --seconds or --reap, which the kernel refuses")
-	case reap && seconds == 0:
-		fail("--reap without --seconds, which the kernel refuses")
 	case list == "":
 		fail("has no --name, so it uses the DEFAULT list that every such rule shares")
 	case !mask.IsValid():

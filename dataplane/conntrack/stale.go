@@ -204,26 +204,23 @@ func Scan(st *model.State, family model.Family, entries []Entry) []Filter {
 		port uint16
 	}
 	byFrontend := map[frontend]*model.ServicePort{}
+	// byNodePort holds the node ports open on every local address, which
+	// frontends gives without an address.
 	byNodePort := map[uint16]*model.ServicePort{}
 	for _, sp := range view.ServicePorts {
 		if !needsCleanup(sp.Name.Protocol) || !anyServing(sp) {
 			continue
 		}
-		if sp.ClusterIP.IsValid() {
-			byFrontend[frontend{sp.ClusterIP, sp.Port}] = sp
-		}
-		for _, addr := range slices.Concat(sp.ExternalIPs, sp.LoadBalancerIPs) {
-			byFrontend[frontend{addr, sp.Port}] = sp
-		}
-		if sp.NodePort != 0 {
-			byNodePort[sp.NodePort] = sp
+		for _, f := range frontends(view, sp) {
+			if f.Dst.IsValid() {
+				byFrontend[frontend{f.Dst, f.Port}] = sp
+			} else {
+				byNodePort[f.Port] = sp
+			}
 		}
 	}
 	onNode := func(addr netip.Addr) bool {
-		if view.NodePortsOnAllAddresses {
-			return addr.IsLoopback() || slices.Contains(view.NodeAddresses, addr)
-		}
-		return slices.Contains(view.NodePortAddresses, addr)
+		return addr.IsLoopback() || slices.Contains(view.NodeAddresses, addr)
 	}
 
 	set := map[Filter]bool{}

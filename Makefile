@@ -84,7 +84,7 @@ verify: manifests generate ## Fail if generated code or manifests differ from wh
 
 .PHONY: test-e2e
 test-e2e: controlplane ## Run the real-kernel end-to-end test alone (root; builds network namespaces and removes them).
-	KUBEBUILDER_ASSETS="$(K8S_BIN)" go test ./dataplane/e2e/ -count=1 -v -timeout 10m
+	KUBEBUILDER_ASSETS="$(K8S_BIN)" go test ./test/e2e/ -count=1 -v -timeout 10m
 
 .PHONY: demo
 demo: controlplane ## Show svcplane working on this machine (root): node, pods and client in network namespaces. HOLD=1 keeps it up.

@@ -43,7 +43,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/allocation"
+	"github.com/svcplane/svcplane/controllers/ledger"
 )
 
 // ConditionAllocated is True when a Service holds every address and port its spec
@@ -55,7 +55,7 @@ const ConditionAllocated = "Allocated"
 const waitingRetryPeriod = 30 * time.Second
 
 // AllocationReconciler gives Services their cluster IPs, node ports and health check
-// node port from an allocation.Book, and records them in status. It rebuilds the Book
+// node port from an ledger.Book, and records them in status. It rebuilds the Book
 // from every Service's status before it hands out anything, and a repair pass checks
 // the Book against the API every RepairInterval.
 type AllocationReconciler struct {
@@ -64,7 +64,7 @@ type AllocationReconciler struct {
 	// listings, which must not trust a cache that may lag behind.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	Book      *allocation.Book
+	Book      *ledger.Book
 	// RepairInterval is the period of the repair pass; zero disables it.
 	RepairInterval time.Duration
 	// MaxConcurrentReconciles bounds parallel reconciles (the Book serialises the
@@ -109,7 +109,7 @@ func (r *AllocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if freed {
 		r.kickWaiting(key)
 	}
-	var failure *allocation.Error
+	var failure *ledger.Error
 	if allocErr != nil && !errors.As(allocErr, &failure) {
 		return ctrl.Result{}, allocErr
 	}
@@ -118,7 +118,7 @@ func (r *AllocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	cond := metav1.Condition{Type: ConditionAllocated, ObservedGeneration: svc.Generation}
 	if failure == nil {
 		applyAllocation(status, alloc)
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, allocation.ReasonAllocated, allocatedMessage(alloc)
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, ledger.ReasonAllocated, allocatedMessage(alloc)
 	} else {
 		// Keep what the Service already holds in status: the Book kept it too.
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, failure.Reason, failure.Message
@@ -155,7 +155,7 @@ func (r *AllocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 }
 
 // applyAllocation writes what the Service holds into its status.
-func applyAllocation(status *v1alpha1.ServiceStatus, alloc allocation.Allocation) {
+func applyAllocation(status *v1alpha1.ServiceStatus, alloc ledger.Allocation) {
 	status.ClusterIPs = alloc.ClusterIPs
 	status.ClusterIP = ""
 	if len(alloc.ClusterIPs) > 0 {
@@ -166,7 +166,7 @@ func applyAllocation(status *v1alpha1.ServiceStatus, alloc allocation.Allocation
 	status.HealthCheckNodePort = alloc.HealthCheckNodePort
 }
 
-func allocatedMessage(alloc allocation.Allocation) string {
+func allocatedMessage(alloc ledger.Allocation) string {
 	switch {
 	case len(alloc.ClusterIPs) == 0:
 		return "ExternalName services get no cluster IP and no node ports"

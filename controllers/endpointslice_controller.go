@@ -190,8 +190,8 @@ func (r *EndpointSliceReconciler) apply(ctx context.Context, key string, plan en
 func (r *EndpointSliceReconciler) managedSlices(ctx context.Context, namespace, name string) ([]*discoveryv1.EndpointSlice, error) {
 	list := &discoveryv1.EndpointSliceList{}
 	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{
-		endpoints.LabelServiceName: name,
-		endpoints.LabelManagedBy:   endpoints.ManagedByValue,
+		v1alpha1.LabelServiceName: name,
+		v1alpha1.LabelManagedBy:   v1alpha1.ManagedByValue,
 	}); err != nil {
 		return nil, err
 	}
@@ -306,10 +306,10 @@ func zoneChanged() predicate.Predicate {
 
 func sliceToService(_ context.Context, obj client.Object) []reconcile.Request {
 	l := obj.GetLabels()
-	if l[endpoints.LabelManagedBy] != endpoints.ManagedByValue || l[endpoints.LabelServiceName] == "" {
+	if l[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || l[v1alpha1.LabelServiceName] == "" {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: l[endpoints.LabelServiceName]}}}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: l[v1alpha1.LabelServiceName]}}}
 }
 
 // allSelectingServices queues every Service with a selector: a Node's zone changed

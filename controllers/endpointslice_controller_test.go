@@ -31,7 +31,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/endpoints"
 )
 
 // Pod IPs here come from 10.244.0.0/16 and fd00:10:244::/64. There is no kubelet:
@@ -93,7 +92,7 @@ func slicesOf(svc *v1alpha1.Service) []discoveryv1.EndpointSlice {
 	GinkgoHelper()
 	list := &discoveryv1.EndpointSliceList{}
 	Expect(k8sClient.List(suiteCtx, list, client.InNamespace(svc.Namespace),
-		client.MatchingLabels{endpoints.LabelServiceName: svc.Name, endpoints.LabelManagedBy: endpoints.ManagedByValue})).To(Succeed())
+		client.MatchingLabels{v1alpha1.LabelServiceName: svc.Name, v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})).To(Succeed())
 	return list.Items
 }
 
@@ -278,7 +277,7 @@ var _ = Describe("EndpointSlices", func() {
 
 		foreign := &discoveryv1.EndpointSlice{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "guarded-manual", Labels: map[string]string{
-				endpoints.LabelServiceName: "guarded", endpoints.LabelManagedBy: "someone-else"}},
+				v1alpha1.LabelServiceName: "guarded", v1alpha1.LabelManagedBy: "someone-else"}},
 			AddressType: discoveryv1.AddressTypeIPv4,
 			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"10.244.8.99"}}},
 		}

@@ -165,7 +165,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		return ctrl.Result{}, err
 	}
-	ours := controllerutil.ContainsFinalizer(svc, loadbalancer.Finalizer)
+	ours := controllerutil.ContainsFinalizer(svc, v1alpha1.FinalizerLoadBalancerCleanup)
 	name, provider, routed := r.Providers.ForClass(svc.Spec.LoadBalancerClass)
 	if !svc.DeletionTimestamp.IsZero() || svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		if !ours {
@@ -407,9 +407,9 @@ func (r *LoadBalancerReconciler) patchStatus(ctx context.Context, svc *v1alpha1.
 func (r *LoadBalancerReconciler) patchFinalizer(ctx context.Context, svc *v1alpha1.Service, add bool) error {
 	updated := svc.DeepCopy()
 	if add {
-		controllerutil.AddFinalizer(updated, loadbalancer.Finalizer)
+		controllerutil.AddFinalizer(updated, v1alpha1.FinalizerLoadBalancerCleanup)
 	} else {
-		controllerutil.RemoveFinalizer(updated, loadbalancer.Finalizer)
+		controllerutil.RemoveFinalizer(updated, v1alpha1.FinalizerLoadBalancerCleanup)
 	}
 	if err := r.Patch(ctx, updated, client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{})); err != nil {
 		return err
@@ -555,7 +555,7 @@ func (r *LoadBalancerReconciler) restore(ctx context.Context) error {
 	byKey := map[types.NamespacedName]*v1alpha1.Service{}
 	for i := range list.Items {
 		svc := &list.Items[i]
-		if !controllerutil.ContainsFinalizer(svc, loadbalancer.Finalizer) {
+		if !controllerutil.ContainsFinalizer(svc, v1alpha1.FinalizerLoadBalancerCleanup) {
 			continue
 		}
 		if name, _, ok := r.Providers.ForClass(svc.Spec.LoadBalancerClass); ok {
@@ -626,7 +626,7 @@ func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Services that still carry the finalizer.
 func isLoadBalancerOrOurs(obj client.Object) bool {
 	svc, ok := obj.(*v1alpha1.Service)
-	return ok && (svc.Spec.Type == corev1.ServiceTypeLoadBalancer || controllerutil.ContainsFinalizer(svc, loadbalancer.Finalizer))
+	return ok && (svc.Spec.Type == corev1.ServiceTypeLoadBalancer || controllerutil.ContainsFinalizer(svc, v1alpha1.FinalizerLoadBalancerCleanup))
 }
 
 // nodeSetChanged passes the Node events that can change the set of eligible nodes,
@@ -656,7 +656,7 @@ func (r *LoadBalancerReconciler) servicesOfNodes(ctx context.Context, _ client.O
 	var out []reconcile.Request
 	for i := range list.Items {
 		svc := &list.Items[i]
-		if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && controllerutil.ContainsFinalizer(svc, loadbalancer.Finalizer) {
+		if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && controllerutil.ContainsFinalizer(svc, v1alpha1.FinalizerLoadBalancerCleanup) {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(svc)})
 		}
 	}

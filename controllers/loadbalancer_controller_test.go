@@ -61,7 +61,7 @@ const (
 // cloud's load balancers, what it holds outlives a manager restart.
 var fakeLB = newFakeProvider()
 
-// setupLoadBalancing wires the load balancer reconcilers as cmd/manager/app does,
+// setupLoadBalancing wires the load balancer reconcilers as controllers/manager does,
 // ippool the default, and registers the fake provider next to it.
 func setupLoadBalancing(mgr ctrl.Manager) error {
 	pools := ippool.New()
@@ -262,7 +262,7 @@ func finalizedInAPI(key types.NamespacedName) bool {
 	if err := k8sClient.Get(suiteCtx, key, svc); err != nil {
 		return false
 	}
-	return controllerutil.ContainsFinalizer(svc, loadbalancer.Finalizer)
+	return controllerutil.ContainsFinalizer(svc, v1alpha1.FinalizerLoadBalancerCleanup)
 }
 
 func lbNamespace() string {
@@ -405,7 +405,7 @@ var _ = Describe("LoadBalancer", func() {
 	It("adds the finalizer before provisioning, and then leaves the Service alone", func() {
 		svc := lbReady(create(lbService(ns, "web", withClass(fakeClass))))
 		key := client.ObjectKeyFromObject(svc)
-		Expect(svc.Finalizers).To(ContainElement(loadbalancer.Finalizer))
+		Expect(svc.Finalizers).To(ContainElement(v1alpha1.FinalizerLoadBalancerCleanup))
 		Expect(svc.Status.LoadBalancer.Ingress).To(HaveLen(1))
 		in := svc.Status.LoadBalancer.Ingress[0]
 		Expect(in.IP).To(inCIDR("203.0.113.0/24"))
@@ -512,7 +512,7 @@ var _ = Describe("LoadBalancer", func() {
 					if !ok {
 						continue
 					}
-					seen = append(seen, version{controllerutil.ContainsFinalizer(s, loadbalancer.Finalizer), !s.DeletionTimestamp.IsZero(), len(s.Status.LoadBalancer.Ingress)})
+					seen = append(seen, version{controllerutil.ContainsFinalizer(s, v1alpha1.FinalizerLoadBalancerCleanup), !s.DeletionTimestamp.IsZero(), len(s.Status.LoadBalancer.Ingress)})
 					if e.Type == watch.Deleted {
 						return true
 					}
@@ -551,7 +551,7 @@ var _ = Describe("LoadBalancer", func() {
 		update(svc, func(s *v1alpha1.Service) { s.Spec.Type, s.Spec.LoadBalancerClass = corev1.ServiceTypeClusterIP, nil })
 		Eventually(func(g Gomega) {
 			s := get(svc)
-			g.Expect(s.Finalizers).NotTo(ContainElement(loadbalancer.Finalizer))
+			g.Expect(s.Finalizers).NotTo(ContainElement(v1alpha1.FinalizerLoadBalancerCleanup))
 			g.Expect(s.Status.LoadBalancer.Ingress).To(BeEmpty())
 			g.Expect(lbCondition(s)).To(BeNil())
 		}, timeout).Should(Succeed())
@@ -569,7 +569,7 @@ var _ = Describe("LoadBalancer", func() {
 		Expect(pooled.Status.LoadBalancer.Ingress[0].IPMode).To(HaveValue(Equal(corev1.LoadBalancerIPModeVIP)))
 		classless := lbReady(create(lbService(ns, "classless")))
 		Expect(ingressIPs(classless)).To(ConsistOf(inCIDR("192.0.2.64/29")), "the default provider is ippool")
-		Expect(classless.Finalizers).To(ContainElement(loadbalancer.Finalizer))
+		Expect(classless.Finalizers).To(ContainElement(v1alpha1.FinalizerLoadBalancerCleanup))
 		for _, svc := range []*v1alpha1.Service{pooled, classless} {
 			Expect(fakeLB.callsOf(client.ObjectKeyFromObject(svc), "Ensure")).To(BeEmpty())
 		}
@@ -653,7 +653,7 @@ var _ = Describe("The ippool provider", func() {
 		first := lbReady(pooled("first", func(s *v1alpha1.Service) { s.Spec.LoadBalancerIP = "198.51.100.5" }))
 		Expect(ingressIPs(first)).To(Equal([]string{"198.51.100.5"}))
 
-		second := pooled("second", withAnnotation(loadbalancer.AnnotationLoadBalancerIPs, "198.51.100.5"))
+		second := pooled("second", withAnnotation(v1alpha1.AnnotationLoadBalancerIPs, "198.51.100.5"))
 		second = lbConditionOf(second, metav1.ConditionFalse, ReasonSyncLoadBalancerFailed)
 		Expect(lbCondition(second).Message).To(Equal("failed to ensure load balancer: failed to allocate IP 198.51.100.5: provided IP is already allocated"))
 		Eventually(func() []string { return warningEvents(second) }, timeout).Should(ContainElement(
@@ -667,7 +667,7 @@ var _ = Describe("The ippool provider", func() {
 
 	It("reports an exhausted pool and gives the address as soon as one is free", func() {
 		pool := createPool(ns, ns+"-small", []string{"198.51.100.200-198.51.100.201"}, manualPool)
-		fromPool := withAnnotation(loadbalancer.AnnotationLoadBalancerIPPool, pool.Name)
+		fromPool := withAnnotation(v1alpha1.AnnotationLoadBalancerIPPool, pool.Name)
 		a := lbReady(pooled("a", fromPool))
 		lbReady(pooled("b", fromPool))
 		waiting := lbConditionOf(pooled("c", fromPool), metav1.ConditionFalse, ReasonSyncLoadBalancerFailed)
@@ -683,7 +683,7 @@ var _ = Describe("The ippool provider", func() {
 
 	It("waits for a pool that does not exist yet", func() {
 		name := ns + "-later"
-		svc := lbConditionOf(pooled("early", withAnnotation(loadbalancer.AnnotationLoadBalancerIPPool, name)), metav1.ConditionFalse, ReasonSyncLoadBalancerFailed)
+		svc := lbConditionOf(pooled("early", withAnnotation(v1alpha1.AnnotationLoadBalancerIPPool, name)), metav1.ConditionFalse, ReasonSyncLoadBalancerFailed)
 		Expect(lbCondition(svc).Message).To(Equal(fmt.Sprintf("failed to ensure load balancer: LoadBalancerIPPool %q not found", name)))
 		createPool(ns, name, []string{"198.51.100.64/30"}, manualPool)
 		Expect(ingressIPs(lbReady(svc))).To(ConsistOf(inCIDR("198.51.100.64/30")))
@@ -698,7 +698,7 @@ var _ = Describe("The ippool provider", func() {
 		Expect(ingressIPs(blue)).To(ConsistOf(inCIDR("192.0.2.84/30")))
 		red := lbConditionOf(pooled("red"), metav1.ConditionFalse, ReasonSyncLoadBalancerFailed)
 		Expect(lbCondition(red).Message).To(Equal("failed to ensure load balancer: no LoadBalancerIPPool with IPv4 addresses auto-assigns to this Service"))
-		named := lbReady(pooled("named", withAnnotation(loadbalancer.AnnotationLoadBalancerIPPool, ns+"-manual")))
+		named := lbReady(pooled("named", withAnnotation(v1alpha1.AnnotationLoadBalancerIPPool, ns+"-manual")))
 		Expect(ingressIPs(named)).To(ConsistOf(inCIDR("192.0.2.80/30")))
 	})
 
@@ -718,13 +718,13 @@ var _ = Describe("The ippool provider", func() {
 		Expect(overlap.Status).To(Equal(metav1.ConditionTrue))
 		Expect(overlap.Message).To(ContainSubstring(narrow.Name))
 
-		fromWide := withAnnotation(loadbalancer.AnnotationLoadBalancerIPPool, wide.Name)
+		fromWide := withAnnotation(v1alpha1.AnnotationLoadBalancerIPPool, wide.Name)
 		var got []string
 		for i := range 4 {
 			got = append(got, ingressIPs(lbReady(pooled(fmt.Sprintf("w%d", i), fromWide)))...)
 		}
 		Expect(got).To(ConsistOf("192.0.2.32", "192.0.2.33", "192.0.2.34", "192.0.2.35"))
-		full := lbConditionOf(pooled("n", withAnnotation(loadbalancer.AnnotationLoadBalancerIPPool, narrow.Name)), metav1.ConditionFalse, ReasonSyncLoadBalancerFailed)
+		full := lbConditionOf(pooled("n", withAnnotation(v1alpha1.AnnotationLoadBalancerIPPool, narrow.Name)), metav1.ConditionFalse, ReasonSyncLoadBalancerFailed)
 		Expect(lbCondition(full).Message).To(HaveSuffix("range is full"), "the shared addresses are taken through the other pool")
 		poolStatus(narrow, usage(2, 0))
 	})
@@ -814,14 +814,14 @@ var _ = Describe("LoadBalancerReconciler helpers", func() {
 		svc := lbService("ns", "web")
 		base := fingerprint(svc)
 		same := svc.DeepCopy()
-		same.Finalizers = []string{loadbalancer.Finalizer}
+		same.Finalizers = []string{v1alpha1.FinalizerLoadBalancerCleanup}
 		same.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}
 		same.Status.Conditions = []metav1.Condition{{Type: ConditionLoadBalancerReady}}
 		same.Status.Display.ExternalIP = "192.0.2.1"
 		same.ResourceVersion = "42"
 		Expect(fingerprint(same)).To(Equal(base))
 		for _, change := range []func(*v1alpha1.Service){
-			withAnnotation(loadbalancer.AnnotationLoadBalancerIPPool, "p"),
+			withAnnotation(v1alpha1.AnnotationLoadBalancerIPPool, "p"),
 			func(s *v1alpha1.Service) { s.Labels = map[string]string{"team": "blue"} },
 			func(s *v1alpha1.Service) { s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"} },
 			func(s *v1alpha1.Service) { s.Status.Ports = []v1alpha1.ServicePortStatus{{Port: 80, NodePort: 30080}} },

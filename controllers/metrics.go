@@ -19,7 +19,7 @@ package controllers
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/svcplane/svcplane/controllers/allocation"
+	"github.com/svcplane/svcplane/controllers/ledger"
 )
 
 var (
@@ -31,10 +31,10 @@ var (
 
 // allocatorCollector reports the use of every range of a Book when scraped, so the
 // numbers are never stale and the allocation path does no metrics work.
-type allocatorCollector struct{ book *allocation.Book }
+type allocatorCollector struct{ book *ledger.Book }
 
 // NewAllocatorCollector returns a Prometheus collector of the Book's range use.
-func NewAllocatorCollector(book *allocation.Book) prometheus.Collector {
+func NewAllocatorCollector(book *ledger.Book) prometheus.Collector {
 	return allocatorCollector{book: book}
 }
 

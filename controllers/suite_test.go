@@ -38,7 +38,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/allocation"
+	"github.com/svcplane/svcplane/controllers/ledger"
 )
 
 // The suite runs the real reconcilers against a real kube-apiserver and etcd (built
@@ -118,7 +118,7 @@ var _ = AfterSuite(func() {
 
 // runningManager is a manager started by the suite, with the Book it allocates from.
 type runningManager struct {
-	book   *allocation.Book
+	book   *ledger.Book
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -127,9 +127,9 @@ type runningManager struct {
 // wires it, with its own fresh Book over the given ranges.
 func startManager(serviceCIDRs, nodePorts string) *runningManager {
 	GinkgoHelper()
-	cidrs, err := allocation.ParseServiceCIDRs(serviceCIDRs)
+	cidrs, err := ledger.ParseServiceCIDRs(serviceCIDRs)
 	Expect(err).NotTo(HaveOccurred())
-	book, err := allocation.NewBook(cidrs, nodePorts)
+	book, err := ledger.NewBook(cidrs, nodePorts)
 	Expect(err).NotTo(HaveOccurred())
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{

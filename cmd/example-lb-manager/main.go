@@ -18,7 +18,7 @@ limitations under the License.
 // provider: the static provider of controllers/loadbalancer/example, which is also
 // the default. It is the template for building a manager with a provider of your
 // own: define your flags, register a factory under your provider's name, call
-// app.Run. Every flag of cmd/manager works here too.
+// manager.Run. Every flag of cmd/manager works here too.
 //
 //	example-lb-manager --static-addresses='shop/web=192.0.2.10,2001:db8::10' \
 //	    --static-config-file=/var/run/lb/config.json
@@ -28,16 +28,16 @@ import (
 	"flag"
 	"os"
 
-	"github.com/svcplane/svcplane/cmd/manager/app"
 	"github.com/svcplane/svcplane/controllers/loadbalancer"
 	"github.com/svcplane/svcplane/controllers/loadbalancer/example"
+	"github.com/svcplane/svcplane/controllers/manager"
 )
 
 func main() {
 	addresses := flag.String("static-addresses", "", `The static provider's address table: "namespace/name=address[,address]" entries, one address per IP family, separated by semicolons.`)
 	configFile := flag.String("static-config-file", "", "Where the static provider writes the load balancers' configuration as JSON; empty writes it nowhere.")
-	err := app.Run(app.Options{
-		Providers: map[string]app.ProviderFactory{
+	err := manager.Run(manager.Options{
+		Providers: map[string]manager.ProviderFactory{
 			example.Name: func() (loadbalancer.Provider, error) { return newProvider(*addresses, *configFile) },
 		},
 		DefaultLoadBalancerProvider: example.Name,
@@ -47,7 +47,7 @@ func main() {
 	}
 }
 
-// newProvider builds the static provider from its flags; app.Run calls it once the
+// newProvider builds the static provider from its flags; manager.Run calls it once the
 // command line is parsed.
 func newProvider(addresses, configFile string) (loadbalancer.Provider, error) {
 	table, err := example.ParseAddresses(addresses)

@@ -40,10 +40,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/cmd/manager/app"
 	"github.com/svcplane/svcplane/controllers"
 	"github.com/svcplane/svcplane/controllers/loadbalancer"
 	"github.com/svcplane/svcplane/controllers/loadbalancer/example"
+	"github.com/svcplane/svcplane/controllers/manager"
 )
 
 // Addresses: load balancer addresses from 192.0.2.0/24, node addresses from
@@ -59,7 +59,7 @@ func TestNewProvider(t *testing.T) {
 	}
 }
 
-// TestManager runs the manager this binary runs (app.NewManager with the static
+// TestManager runs the manager this binary runs (manager.NewManager with the static
 // provider as the default) against a real kube-apiserver, as the README's "Testing
 // with envtest" describes. It needs the control plane binaries: KUBEBUILDER_ASSETS,
 // else bin/k8s (`make controlplane`); without them it is skipped, except on CI.
@@ -91,15 +91,15 @@ func TestManager(t *testing.T) {
 	})
 
 	// The manager's flags with their defaults, as a test would override them.
-	var config app.Config
+	var config manager.Config
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	config.BindFlags(fs, app.Options{})
+	config.BindFlags(fs, manager.Options{})
 	if err := fs.Parse([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--load-balancer-min-retry-delay=100ms"}); err != nil {
 		t.Fatal(err)
 	}
 	config.LoadBalancerProvider = example.Name
 	file := filepath.Join(t.TempDir(), "lb.json")
-	mgr, err := app.NewManager(cfg, config, app.Options{Providers: map[string]app.ProviderFactory{
+	mgr, err := manager.NewManager(cfg, config, manager.Options{Providers: map[string]manager.ProviderFactory{
 		example.Name: func() (loadbalancer.Provider, error) { return newProvider("shop/web=192.0.2.10", file) },
 	}})
 	if err != nil {

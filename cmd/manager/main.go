@@ -17,18 +17,18 @@ limitations under the License.
 // Command manager runs svcplane's controllers: it allocates ClusterIPs and node ports
 // for networking.svcplane.io Services, maintains their EndpointSlices and gives
 // LoadBalancer Services an external address. Its flags and wiring live in
-// cmd/manager/app, so that a binary with load balancer providers of its own is the
+// controllers/manager, so that a binary with load balancer providers of its own is the
 // same manager (see cmd/example-lb-manager).
 package main
 
 import (
 	"os"
 
-	"github.com/svcplane/svcplane/cmd/manager/app"
+	"github.com/svcplane/svcplane/controllers/manager"
 )
 
 func main() {
-	if err := app.Run(app.Options{}); err != nil {
+	if err := manager.Run(manager.Options{}); err != nil {
 		os.Exit(1)
 	}
 }

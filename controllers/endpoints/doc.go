@@ -21,21 +21,9 @@ limitations under the License.
 // content did not change. It is plain Go; the reconciler applies the Plan.
 package endpoints
 
-// Labels and values that mark the slices svcplane manages. They deliberately differ
-// from kube's kubernetes.io/service-name so that kube-proxy and CoreDNS in a real
-// cluster never take them for core Service endpoints.
-const (
-	// LabelServiceName names the svcplane Service a slice belongs to.
-	LabelServiceName = "networking.svcplane.io/service-name"
-	// LabelManagedBy is the well-known label naming a slice's manager.
-	LabelManagedBy = "endpointslice.kubernetes.io/managed-by"
-	// ManagedByValue is LabelManagedBy's value on slices svcplane manages.
-	ManagedByValue = "endpointslice.svcplane.io"
-	// LabelHeadless marks the slices of headless Services, as kube does.
-	LabelHeadless = "service.kubernetes.io/headless"
-	// kubeServiceNameLabel is never copied from a Service's labels onto a slice.
-	kubeServiceNameLabel = "kubernetes.io/service-name"
-)
+// kubeServiceNameLabel is never copied from a Service's labels onto a slice: svcplane's
+// slices must not look like core Service endpoints (see v1alpha1.LabelServiceName).
+const kubeServiceNameLabel = "kubernetes.io/service-name"
 
 // DefaultMaxEndpointsPerSlice is kube's default --max-endpoints-per-slice.
 const DefaultMaxEndpointsPerSlice = 100

@@ -303,15 +303,15 @@ func (p *planner) metaCurrent(s *discoveryv1.EndpointSlice) bool {
 func desiredLabels(svc *v1alpha1.Service) map[string]string {
 	out := map[string]string{}
 	for k, v := range svc.Labels {
-		if k == kubeServiceNameLabel || k == LabelManagedBy || k == LabelHeadless {
+		if k == kubeServiceNameLabel || k == v1alpha1.LabelManagedBy || k == v1alpha1.LabelHeadless {
 			continue
 		}
 		out[k] = v
 	}
-	out[LabelServiceName] = svc.Name
-	out[LabelManagedBy] = ManagedByValue
+	out[v1alpha1.LabelServiceName] = svc.Name
+	out[v1alpha1.LabelManagedBy] = v1alpha1.ManagedByValue
 	if svc.Spec.ClusterIP == v1alpha1.ClusterIPNone || svc.Status.ClusterIP == v1alpha1.ClusterIPNone {
-		out[LabelHeadless] = ""
+		out[v1alpha1.LabelHeadless] = ""
 	}
 	return out
 }

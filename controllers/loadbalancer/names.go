@@ -26,28 +26,6 @@ import (
 	"github.com/svcplane/svcplane/api/v1alpha1"
 )
 
-// Names svcplane uses on Services for load balancing. They live in svcplane's own
-// group so that they never mean anything to a core Service controller or to another
-// load balancer implementation.
-const (
-	// Finalizer keeps a LoadBalancer Service from going away until its provider
-	// deleted the load balancer. It is added before the provider is first called and
-	// removed after EnsureLoadBalancerDeleted succeeded and status was cleared (kube's
-	// service.kubernetes.io/load-balancer-cleanup, in svcplane's group).
-	Finalizer = "networking.svcplane.io/load-balancer-cleanup"
-
-	// AnnotationLoadBalancerIPs asks for specific external addresses: a
-	// comma-separated list with at most one address per IP family, e.g.
-	// "192.0.2.10,2001:db8::10". It replaces the deprecated spec.loadBalancerIP, which
-	// can only hold one address; providers that can honour a request read both through
-	// RequestedIPs.
-	AnnotationLoadBalancerIPs = "networking.svcplane.io/load-balancer-ips"
-
-	// AnnotationLoadBalancerIPPool names the LoadBalancerIPPool the ippool provider
-	// takes the Service's addresses from, whether or not that pool auto-assigns.
-	AnnotationLoadBalancerIPPool = "networking.svcplane.io/load-balancer-ip-pool"
-)
-
 // DefaultName is a load balancer name derived from the Service's UID: "a" followed
 // by the UID without dashes, cut to 32 characters, which fits the name limits of
 // most load balancer APIs. It is k8s.io/cloud-provider's DefaultLoadBalancerName, so
@@ -58,14 +36,14 @@ func DefaultName(svc *v1alpha1.Service) string {
 }
 
 // RequestedIPs returns the external addresses the Service asks for, in the order
-// written: the AnnotationLoadBalancerIPs list, else spec.loadBalancerIP, else none.
+// written: the v1alpha1.AnnotationLoadBalancerIPs list, else spec.loadBalancerIP, else none.
 // It fails, with kube's field wording, for an entry that is not an IP address, for
 // two addresses of one family, and when spec.loadBalancerIP names an address that
 // the annotation does not list.
 func RequestedIPs(svc *v1alpha1.Service) ([]netip.Addr, error) {
-	annotation := field.NewPath("metadata", "annotations").Key(AnnotationLoadBalancerIPs)
+	annotation := field.NewPath("metadata", "annotations").Key(v1alpha1.AnnotationLoadBalancerIPs)
 	var out []netip.Addr
-	if text, ok := svc.Annotations[AnnotationLoadBalancerIPs]; ok && strings.TrimSpace(text) != "" {
+	if text, ok := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPs]; ok && strings.TrimSpace(text) != "" {
 		for entry := range strings.SplitSeq(text, ",") {
 			ip, err := parseIP(strings.TrimSpace(entry))
 			if err != nil {
@@ -95,7 +73,7 @@ func RequestedIPs(svc *v1alpha1.Service) ([]netip.Addr, error) {
 			return out, nil
 		}
 	}
-	return nil, field.Invalid(legacy, svc.Spec.LoadBalancerIP, "must be one of the addresses of the "+AnnotationLoadBalancerIPs+" annotation when both are set")
+	return nil, field.Invalid(legacy, svc.Spec.LoadBalancerIP, "must be one of the addresses of the "+v1alpha1.AnnotationLoadBalancerIPs+" annotation when both are set")
 }
 
 // parseIP parses an address as kube does for Service fields: no zone, and an

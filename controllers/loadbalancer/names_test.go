@@ -56,7 +56,7 @@ func TestRequestedIPs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			svc := &v1alpha1.Service{Spec: v1alpha1.ServiceSpec{LoadBalancerIP: tt.legacy}}
 			if tt.annotation != "" {
-				svc.Annotations = map[string]string{AnnotationLoadBalancerIPs: tt.annotation}
+				svc.Annotations = map[string]string{v1alpha1.AnnotationLoadBalancerIPs: tt.annotation}
 			}
 			got, err := RequestedIPs(svc)
 			if tt.wantErr != "" {

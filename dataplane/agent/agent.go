@@ -42,7 +42,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/endpoints"
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/healthcheck"
 	"github.com/svcplane/svcplane/dataplane/model"
@@ -228,7 +227,7 @@ func (a *Agent) startCache(ctx context.Context) error {
 	// The slices of svcplane Services carry networking.svcplane.io/service-name,
 	// whoever manages them (svcplane for Services with a selector, a person or
 	// controller for Services without); core Services' slices never do.
-	hasService, err := labels.NewRequirement(endpoints.LabelServiceName, selection.Exists, nil)
+	hasService, err := labels.NewRequirement(v1alpha1.LabelServiceName, selection.Exists, nil)
 	if err != nil {
 		return err
 	}

@@ -50,7 +50,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/endpoints"
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/iptables"
 	"github.com/svcplane/svcplane/dataplane/model"
@@ -124,7 +123,7 @@ func ptr[T any](v T) *T { return &v }
 
 func slice(name, service string, labels map[string]string, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
 	if labels == nil {
-		labels = map[string]string{endpoints.LabelServiceName: service, endpoints.LabelManagedBy: endpoints.ManagedByValue}
+		labels = map[string]string{v1alpha1.LabelServiceName: service, v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}
 	}
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: "default", Labels: labels},

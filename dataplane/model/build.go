@@ -26,7 +26,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/endpoints"
 )
 
 // Build returns the desired dataplane of node for services and the EndpointSlices
@@ -45,7 +44,7 @@ func Build(services []*v1alpha1.Service, epSlices []*discoveryv1.EndpointSlice, 
 
 	bySvc := map[serviceKey][]*discoveryv1.EndpointSlice{}
 	for _, s := range epSlices {
-		name := s.Labels[endpoints.LabelServiceName]
+		name := s.Labels[v1alpha1.LabelServiceName]
 		if name == "" {
 			continue
 		}

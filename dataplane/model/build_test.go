@@ -37,7 +37,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/endpoints"
 )
 
 // testNode has addresses of both families but a primary address of IPv4 only, so
@@ -96,8 +95,8 @@ func nodePorts(ports ...int32) func(*v1alpha1.Service) {
 func slice(name, svc string, at discoveryv1.AddressType, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, Labels: map[string]string{
-			endpoints.LabelServiceName: svc,
-			endpoints.LabelManagedBy:   endpoints.ManagedByValue,
+			v1alpha1.LabelServiceName: svc,
+			v1alpha1.LabelManagedBy:   v1alpha1.ManagedByValue,
 		}},
 		AddressType: at,
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr[int32](8080)}},
@@ -330,7 +329,7 @@ func TestBuildServicePorts(t *testing.T) {
 		slices: []*discoveryv1.EndpointSlice{
 			func() *discoveryv1.EndpointSlice {
 				s := slice("manual", "web", discoveryv1.AddressTypeIPv4, ep("10.244.9.9", ""))
-				s.Labels[endpoints.LabelManagedBy] = "someone-else"
+				s.Labels[v1alpha1.LabelManagedBy] = "someone-else"
 				return s
 			}(),
 			func() *discoveryv1.EndpointSlice {

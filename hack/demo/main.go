@@ -16,8 +16,8 @@ limitations under the License.
 
 // Command demo shows svcplane working on one machine, for a person: it builds a
 // node, three pods and a client out of network namespaces (package
-// dataplane/e2e/world), runs the control plane, the manager and the agent inside
-// the node's namespace (package dataplane/e2e/cluster), applies config/samples,
+// test/e2e/world), runs the control plane, the manager and the agent inside
+// the node's namespace (package test/e2e/cluster), applies config/samples,
 // prints what kubectl shows and what a few requests through ClusterIPs and
 // NodePorts answer, and removes everything on exit, Ctrl-C included. `make demo`
 // runs it; it needs root. With --hold it keeps the world up until Ctrl-C and says
@@ -44,8 +44,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/dataplane/e2e/cluster"
-	"github.com/svcplane/svcplane/dataplane/e2e/world"
+	"github.com/svcplane/svcplane/test/e2e/cluster"
+	"github.com/svcplane/svcplane/test/e2e/world"
 )
 
 const (

@@ -51,8 +51,8 @@ import (
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers"
-	"github.com/svcplane/svcplane/controllers/allocation"
 	"github.com/svcplane/svcplane/controllers/endpoints"
+	"github.com/svcplane/svcplane/controllers/ledger"
 )
 
 func main() {
@@ -187,8 +187,8 @@ func run(services, podsPerService, workers int, rate float64, duration, batchPer
 }
 
 func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, batchPeriod time.Duration) error {
-	cidrs, _ := allocation.ParseServiceCIDRs("10.96.0.0/12")
-	book, err := allocation.NewBook(cidrs, "30000-32767")
+	cidrs, _ := ledger.ParseServiceCIDRs("10.96.0.0/12")
+	book, err := ledger.NewBook(cidrs, "30000-32767")
 	if err != nil {
 		return err
 	}

@@ -141,7 +141,7 @@ func (p *Provider) EnsureLoadBalancer(_ context.Context, svc *v1alpha1.Service, 
 		}
 		want[ip.Is6()] = ip
 	}
-	poolName := svc.Annotations[loadbalancer.AnnotationLoadBalancerIPPool]
+	poolName := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPPool]
 
 	p.mu.Lock()
 	held, fresh, err := p.ensureLocked(svc, key, families, want, poolName)

@@ -163,11 +163,11 @@ func annotate(k, v string) func(*v1alpha1.Service) {
 }
 
 func fromPool(name string) func(*v1alpha1.Service) {
-	return annotate(loadbalancer.AnnotationLoadBalancerIPPool, name)
+	return annotate(v1alpha1.AnnotationLoadBalancerIPPool, name)
 }
 
 func requestIPs(list string) func(*v1alpha1.Service) {
-	return annotate(loadbalancer.AnnotationLoadBalancerIPs, list)
+	return annotate(v1alpha1.AnnotationLoadBalancerIPs, list)
 }
 
 func ingress(s *v1alpha1.Service, ips ...string) *v1alpha1.Service {
@@ -285,7 +285,7 @@ func TestChangingTheRequestMovesAndReleases(t *testing.T) {
 	h.ensureFails(waiting)
 	h.takeResyncs()
 
-	a.Annotations[loadbalancer.AnnotationLoadBalancerIPs] = "192.0.2.2"
+	a.Annotations[v1alpha1.AnnotationLoadBalancerIPs] = "192.0.2.2"
 	if got := h.ensure(a); !slices.Equal(got, []string{"192.0.2.2"}) {
 		t.Fatalf("moved to %v", got)
 	}
@@ -295,7 +295,7 @@ func TestChangingTheRequestMovesAndReleases(t *testing.T) {
 	if got := h.ensure(waiting); !slices.Equal(got, []string{"192.0.2.1"}) {
 		t.Errorf("the waiting Service got %v", got)
 	}
-	delete(a.Annotations, loadbalancer.AnnotationLoadBalancerIPs)
+	delete(a.Annotations, v1alpha1.AnnotationLoadBalancerIPs)
 	if got := h.ensure(a); !slices.Equal(got, []string{"192.0.2.2"}) {
 		t.Errorf("dropping the request keeps the address: got %v", got)
 	}

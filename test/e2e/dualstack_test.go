@@ -31,7 +31,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/dataplane/e2e/world"
+	"github.com/svcplane/svcplane/test/e2e/world"
 )
 
 // serviceCIDRv6 is the IPv6 half of cluster.ServiceCIDRs.

@@ -14,13 +14,13 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package app is svcplane's manager as a library: its flags, its controllers and
+// Package manager is svcplane's manager as a library: its flags, its controllers and
 // its load balancer providers, wired together. cmd/manager is a main around Run; a
 // binary that brings load balancer providers of its own calls Run with them, as
-// cmd/example-lb-manager does, and gets the very same manager, flags included. It
-// lives next to its main, as kube's cmd/*/app packages do, because it is wiring, not
-// a decision.
-package app
+// cmd/example-lb-manager does, and gets the very same manager, flags included. It is
+// public, outside cmd/, because it is part of the provider extension API and because
+// the envtest suites and the end-to-end harness start the manager that ships.
+package manager
 
 import (
 	"cmp"
@@ -48,8 +48,8 @@ import (
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers"
-	"github.com/svcplane/svcplane/controllers/allocation"
 	"github.com/svcplane/svcplane/controllers/endpoints"
+	"github.com/svcplane/svcplane/controllers/ledger"
 	"github.com/svcplane/svcplane/controllers/loadbalancer"
 	"github.com/svcplane/svcplane/controllers/loadbalancer/ippool"
 )
@@ -167,11 +167,11 @@ func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cidrs, err := allocation.ParseServiceCIDRs(cfg.ServiceCIDRs)
+	cidrs, err := ledger.ParseServiceCIDRs(cfg.ServiceCIDRs)
 	if err != nil {
 		return nil, fmt.Errorf("invalid --service-cluster-ip-range: %w", err)
 	}
-	book, err := allocation.NewBook(cidrs, cfg.NodePortRange)
+	book, err := ledger.NewBook(cidrs, cfg.NodePortRange)
 	if err != nil {
 		return nil, fmt.Errorf("invalid allocation ranges: %w", err)
 	}

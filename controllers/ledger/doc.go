@@ -14,9 +14,9 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package allocation decides which ClusterIPs and node ports each Service holds. A
+// Package ledger decides which ClusterIPs and node ports each Service holds. A
 // Book keeps the cluster-wide bitmaps (one IP range per family and one node port range)
 // together with the owner of every allocated value, so that a Service keeps what it has
 // across passes, a value is never handed to two Services, and a failed pass changes
 // nothing. It is plain Go: the allocation reconciler is thin glue around it.
-package allocation
+package ledger

@@ -34,7 +34,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/dataplane/e2e/world"
+	"github.com/svcplane/svcplane/test/e2e/world"
 )
 
 // udpLabel marks the pods the UDP Service selects.

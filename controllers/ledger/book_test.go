@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package allocation
+package ledger
 
 // Address conventions used by every test in this package:
 //

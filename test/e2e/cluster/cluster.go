@@ -43,11 +43,11 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/cmd/manager/app"
+	"github.com/svcplane/svcplane/controllers/manager"
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/agent"
-	"github.com/svcplane/svcplane/dataplane/e2e/world"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/test/e2e/world"
 )
 
 // Defaults of Options.
@@ -211,14 +211,14 @@ func Start(ctx context.Context, w *world.World, opts Options) (c *Cluster, err e
 
 // startManager runs the manager as cmd/manager does, flags and all.
 func (c *Cluster) startManager(ctx context.Context, args []string) error {
-	var cfg app.Config
+	var cfg manager.Config
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	cfg.BindFlags(fs, app.Options{})
+	cfg.BindFlags(fs, manager.Options{})
 	defaults := []string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--service-cluster-ip-range=" + ServiceCIDRs}
 	if err := fs.Parse(append(defaults, args...)); err != nil {
 		return err
 	}
-	mgr, err := app.NewManager(c.Config, cfg, app.Options{})
+	mgr, err := manager.NewManager(c.Config, cfg, manager.Options{})
 	if err != nil {
 		return err
 	}

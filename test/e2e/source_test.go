@@ -28,7 +28,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/svcplane/svcplane/dataplane/e2e/world"
+	"github.com/svcplane/svcplane/test/e2e/world"
 )
 
 // sourceRequests is how many requests each case sends: enough to reach every pod,

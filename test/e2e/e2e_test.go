@@ -63,8 +63,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/dataplane/e2e/cluster"
-	"github.com/svcplane/svcplane/dataplane/e2e/world"
+	"github.com/svcplane/svcplane/test/e2e/cluster"
+	"github.com/svcplane/svcplane/test/e2e/world"
 )
 
 const (

@@ -363,7 +363,7 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort, healthChecks
 	r.svcChains.Reset()
 	r.svcRules.Reset()
 
-	pl := r.plan(p)
+	pl := r.plan(v, p)
 	r.dispatchRules(p, pl, healthChecks)
 	chains := r.serviceChains(v, p, pl)
 
@@ -374,14 +374,15 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort, healthChecks
 	return serviceRecord{hash: d.Sum64(), chains: chains}
 }
 
-// portPlan is what servicePort decides about one service port before writing a
-// rule: which chains it needs, which chain each kind of traffic enters, and what
-// the filter table does with traffic that has nowhere to go.
+// portPlan is model.Decide's policy for one service port in iptables' terms: which
+// chains it needs, which chain each kind of traffic enters, and what the filter
+// table does with traffic that has nowhere to go.
 type portPlan struct {
 	pn        *portNames
 	port      string // the service port number
 	clusterIP string // as a host prefix
 	sets      model.EndpointSets
+	policy    model.PortPolicy
 
 	// usesCluster, usesLocal, usesExternal and usesFirewall say which of the
 	// SVC, SVL, EXT and FW chains exist.
@@ -402,52 +403,47 @@ type portPlan struct {
 	externalFilter, externalFilterComment string
 }
 
-// plan decides p's portPlan.
-func (r *renderer) plan(p *model.ServicePort) portPlan {
+// plan translates model.Decide's policy for p into its portPlan.
+func (r *renderer) plan(v *model.View, p *model.ServicePort) portPlan {
 	pn := r.portNames(p.Name)
 	c := pn.chains
-	sets := p.EndpointSets()
+	pol := model.Decide(v, p)
 	pl := portPlan{
 		pn:        pn,
 		port:      strconv.Itoa(int(p.Port)),
 		clusterIP: hostPrefix(p.ClusterIP),
-		sets:      sets,
+		sets:      pol.Sets,
+		policy:    pol,
 	}
-
-	// A Local policy without local endpoints drops that kind of traffic; a port
-	// with no endpoint at all rejects it.
-	pl.usesCluster = len(sets.Cluster) > 0
-	pl.usesLocal = len(sets.Local) > 0
-	pl.internalChain, pl.hasInternal = c.cluster, sets.Any
-	if p.InternalPolicyLocal() {
-		pl.internalChain, pl.hasInternal = c.local, pl.usesLocal
+	chain := func(rt model.Route) string {
+		if rt.Policy == model.PolicyLocal {
+			return c.local
+		}
+		return c.cluster
 	}
-	pl.externalPolicyChain, pl.hasExternal = c.cluster, sets.Any
-	if p.ExternalPolicyLocal() {
-		pl.externalPolicyChain, pl.hasExternal = c.local, pl.usesLocal
-	}
-	// The EXT chain exists whenever anything is reachable, even when external
-	// traffic has no local endpoint: it still short-circuits traffic from pods and
-	// from the node itself to the Cluster policy.
-	pl.usesExternal = sets.Any && p.ExternallyAccessible()
-	pl.usesFirewall = sets.Any && len(p.LoadBalancerIPs) > 0 && len(p.LoadBalancerSourceRanges) > 0
+	pl.usesCluster, pl.usesLocal = pol.ClusterEndpoints, pol.LocalEndpoints
+	pl.internalChain, pl.hasInternal = chain(pol.Internal), pol.Internal.Verdict == model.Forward
+	pl.externalPolicyChain, pl.hasExternal = chain(pol.External), pol.External.Verdict == model.Forward
+	pl.usesExternal, pl.usesFirewall = pol.ExternalEntry, pol.Firewall
 	pl.lbChain = c.external
 	if pl.usesFirewall {
 		pl.lbChain = c.firewall
 	}
-
-	if !sets.Any {
-		pl.internalFilter, pl.internalFilterComment = "REJECT", pn.noEndpoints
-		pl.externalFilter, pl.externalFilterComment = "REJECT", pn.noEndpoints
-	} else {
-		if !pl.hasInternal {
-			pl.internalFilter, pl.internalFilterComment = "DROP", pn.noLocalEndpoints
-		}
-		if !pl.hasExternal {
-			pl.externalFilter, pl.externalFilterComment = "DROP", pn.noLocalEndpoints
-		}
-	}
+	pl.internalFilter, pl.internalFilterComment = filterVerdict(pn, pol.Internal.Verdict)
+	pl.externalFilter, pl.externalFilterComment = filterVerdict(pn, pol.External.Verdict)
 	return pl
+}
+
+// filterVerdict returns the filter table's target and comment for traffic with
+// verdict v: none for Forward.
+func filterVerdict(pn *portNames, v model.Verdict) (target, comment string) {
+	switch v {
+	case model.Reject:
+		return "REJECT", pn.noEndpoints
+	case model.Drop:
+		return "DROP", pn.noLocalEndpoints
+	}
+	return "", ""
 }
 
 // dispatchRules writes the rules of the fixed chains that send p's traffic to its
@@ -467,7 +463,7 @@ func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan, healthChecks
 	// External IPs.
 	for _, ip := range p.ExternalIPs {
 		dst := hostPrefix(ip)
-		if pl.sets.Any {
+		if pl.usesExternal {
 			r.rule(&r.natRules, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.externalIP,
 				"-m", pn.proto, "--dport", port, "-j", c.external)
 		}
@@ -480,7 +476,7 @@ func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan, healthChecks
 	// DNATed, so the filter table still sees the LB IP and drops it.
 	for _, ip := range p.LoadBalancerIPs {
 		dst := hostPrefix(ip)
-		if pl.sets.Any {
+		if pl.usesExternal {
 			r.rule(&r.natRules, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.loadBalancerIP,
 				"-m", pn.proto, "--dport", port, "-j", pl.lbChain)
 		}
@@ -497,7 +493,7 @@ func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan, healthChecks
 	// Node port. Node ports ignore loadBalancerSourceRanges, as in kube.
 	if p.NodePort != 0 {
 		nodePort := strconv.Itoa(int(p.NodePort))
-		if pl.sets.Any {
+		if pl.usesExternal {
 			r.rule(&r.natRules, "-A", chainNodePorts, "-p", pn.proto, "-m", "comment", "--comment", pn.comment,
 				"-m", pn.proto, "--dport", nodePort, "-j", c.external)
 		}
@@ -523,7 +519,7 @@ func (r *renderer) serviceChains(v *model.View, p *model.ServicePort, pl portPla
 	if pl.usesExternal {
 		chains = append(chains, c.external)
 		declareChain(&r.svcChains, c.external)
-		if !p.ExternalPolicyLocal() {
+		if pl.policy.MasqueradeExternal {
 			// The endpoint may be on another node; masquerade so its reply comes
 			// back through this one.
 			r.rule(&r.svcRules, "-A", c.external, "-m", "comment", "--comment", pn.masqueradeExternal, "-j", chainMarkMasq)
@@ -549,15 +545,13 @@ func (r *renderer) serviceChains(v *model.View, p *model.ServicePort, pl portPla
 	if pl.usesFirewall {
 		chains = append(chains, c.firewall)
 		declareChain(&r.svcChains, c.firewall)
-		allowFromNode := false
-		for _, src := range p.LoadBalancerSourceRanges {
+		for _, src := range pl.policy.SourceRanges {
 			r.rule(&r.svcRules, "-A", c.firewall, "-s", src.String(), "-m", "comment", "--comment", pn.loadBalancerIP, "-j", c.external)
-			allowFromNode = allowFromNode || slices.ContainsFunc(v.NodeAddresses, src.Contains)
 		}
 		// A load balancer whose VIP is also routed to the node sends the node's
 		// own requests back with the VIP as source; let them through when the
 		// node itself is allowed.
-		if allowFromNode {
+		if pl.policy.AllowLoadBalancerSources {
 			for _, ip := range p.LoadBalancerIPs {
 				r.rule(&r.svcRules, "-A", c.firewall, "-s", hostPrefix(ip), "-m", "comment", "--comment", pn.loadBalancerIP, "-j", c.external)
 			}
@@ -590,7 +584,7 @@ func (r *renderer) serviceChains(v *model.View, p *model.ServicePort, pl portPla
 		// masqueraded, or it would answer itself directly and drop the reply.
 		r.rule(&r.svcRules, "-A", en.chain, "-s", en.source, "-m", "comment", "--comment", pn.comment, "-j", chainMarkMasq)
 		args := append(r.args[:0], "-A", en.chain, "-p", pn.proto, "-m", "comment", "--comment", pn.comment)
-		if p.SessionAffinity.ClientIP {
+		if pl.policy.Affinity.ClientIP {
 			args = append(args, "-m", "recent", "--set", "--name", en.chain, "--mask", r.hostMask, "--rsource")
 		}
 		args = append(args, "-j", "DNAT", "--to-destination", en.dest)

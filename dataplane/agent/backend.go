@@ -17,10 +17,10 @@ limitations under the License.
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -28,7 +28,6 @@ import (
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/conntrack"
 	"github.com/svcplane/svcplane/dataplane/iptables"
-	"github.com/svcplane/svcplane/dataplane/model"
 )
 
 // Modes of the agent: the backends it can program the node with.
@@ -38,7 +37,42 @@ const (
 	ModeNFTables = "nftables"
 )
 
-// Modes lists every mode --mode accepts.
+// The iptables variants --iptables-variant accepts; see iptables.Variants.
+const (
+	VariantAuto   = iptables.VariantAuto
+	VariantSystem = iptables.VariantSystem
+	VariantNFT    = iptables.VariantNFT
+	VariantLegacy = iptables.VariantLegacy
+)
+
+// IPTablesVariants lists every variant --iptables-variant accepts.
+var IPTablesVariants = iptables.Variants
+
+// Mode is how the agent builds and cleans up one backend. Each backend package
+// owns its construction, the detection of what the node supports (families,
+// tools) and its cleanup; an entry only adapts them to BackendOptions.
+type Mode struct {
+	// New returns the mode's backend for the node the agent runs on.
+	New func(ctx context.Context, opts BackendOptions) (dataplane.Backend, error)
+	// Cleanup removes everything the mode's backends ever installed on the node.
+	// It must succeed on a node the mode never ran on, including one where its
+	// kernel interface or tools are missing: `agent --cleanup` runs every mode's.
+	Cleanup func(ctx context.Context, opts BackendOptions) error
+}
+
+// modes is the table --mode picks from. A new backend adds one entry.
+var modes = map[string]Mode{
+	ModeIPTables: {
+		New: func(ctx context.Context, opts BackendOptions) (dataplane.Backend, error) {
+			return iptables.NewForNode(ctx, iptables.NodeOptions{Variant: opts.IPTablesVariant})
+		},
+		Cleanup: func(ctx context.Context, opts BackendOptions) error {
+			return iptables.CleanupNode(ctx, opts.IPTablesVariant)
+		},
+	},
+}
+
+// Modes lists every mode --mode accepts, implemented or not.
 var Modes = []string{ModeIPTables, ModeIPVS, ModeNFTables}
 
 // BackendOptions chooses the backend NewBackendWith builds.
@@ -56,92 +90,57 @@ func NewBackend(ctx context.Context, mode string) (dataplane.Backend, error) {
 	return NewBackendWith(ctx, BackendOptions{Mode: mode})
 }
 
-// NewBackendWith returns the backend opts ask for, programming the IP families the
-// node supports: IPv4, and IPv6 when ip6tables can read its nat table, and clearing
+// NewBackendWith returns the backend opts ask for, from the mode table, clearing
 // stale UDP conntrack entries after each sync (see withConntrack). The agent and
-// `agent --cleanup` build their backend here, so both handle the same families and
-// the same iptables variant.
+// `agent --cleanup` build their backends here, so both handle the same families.
 func NewBackendWith(ctx context.Context, opts BackendOptions) (dataplane.Backend, error) {
-	switch opts.Mode {
-	case ModeIPTables:
-		variant, err := chooseVariant(ctx, opts.IPTablesVariant, runVariantSave)
-		if err != nil {
-			return nil, err
-		}
-		exec := &iptables.Exec{Variant: variant}
-		families, err := iptablesFamilies(ctx, exec)
-		if err != nil {
-			return nil, err
-		}
-		b, err := iptables.New(iptables.Options{Executor: exec, Families: families})
-		if err != nil {
-			return nil, err
-		}
-		return withConntrack(ctx, b), nil
-	case ModeIPVS, ModeNFTables:
-		return nil, fmt.Errorf("--mode=%s is not implemented yet; use --mode=%s", opts.Mode, ModeIPTables)
+	m, err := lookupMode(opts.Mode)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("unknown --mode %q; one of %s", opts.Mode, strings.Join(Modes, ", "))
+	b, err := m.New(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return withConntrack(ctx, b), nil
 }
 
-// Cleanup removes everything svcplane's agents installed with the backend opts
-// ask for. With the iptables variant left to VariantAuto it cleans each variant
-// that holds svcplane's chains, since an agent may have written to either before
-// the node's rules moved: `agent --cleanup` leaves nothing behind. A variant
-// without them is not touched, not even read table by table, which with the
-// legacy tools would load kernel modules the node does not use.
+func lookupMode(mode string) (Mode, error) {
+	if m, ok := modes[mode]; ok {
+		return m, nil
+	}
+	if slices.Contains(Modes, mode) {
+		return Mode{}, fmt.Errorf("--mode=%s is not implemented yet; use one of %s", mode, strings.Join(implementedModes(), ", "))
+	}
+	return Mode{}, fmt.Errorf("unknown --mode %q; one of %s", mode, strings.Join(Modes, ", "))
+}
+
+// implementedModes returns the modes of the table, sorted.
+func implementedModes() []string {
+	var out []string
+	for m := range modes {
+		out = append(out, m)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Cleanup removes everything svcplane's agents installed on the node, in every
+// implemented mode and not only opts.Mode: a node switched from one mode to another
+// must keep nothing of the old one, as kube-proxy --cleanup does. opts.Mode must
+// still name a mode, so that a typo is not a silent no-op. Errors are joined and do
+// not stop the other modes' cleanup.
 func Cleanup(ctx context.Context, opts BackendOptions) error {
-	if opts.Mode != ModeIPTables || (opts.IPTablesVariant != "" && opts.IPTablesVariant != VariantAuto) {
-		b, err := NewBackendWith(ctx, opts)
-		if err != nil {
-			return err
-		}
-		return b.Cleanup(ctx)
+	if _, err := lookupMode(opts.Mode); err != nil && !slices.Contains(Modes, opts.Mode) {
+		return err
 	}
-	log := logf.FromContext(ctx)
 	var errs []error
-	worked := false
-	for _, variant := range []string{VariantNFT, VariantLegacy} {
-		ours, err := holdsOurChains(ctx, variant)
-		if err != nil {
-			log.Info("nothing to clean with iptables-"+variant+": its tools do not work", "error", err.Error())
-			continue
+	for _, name := range implementedModes() {
+		if err := modes[name].Cleanup(ctx, opts); err != nil {
+			errs = append(errs, fmt.Errorf("%s mode: %w", name, err))
 		}
-		worked = true
-		if !ours {
-			continue
-		}
-		b, err := NewBackendWith(ctx, BackendOptions{Mode: opts.Mode, IPTablesVariant: variant})
-		if err == nil {
-			err = b.Cleanup(ctx)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("iptables-%s: %w", variant, err))
-		}
-	}
-	if !worked {
-		// Neither named variant runs: the system's tools are all there is.
-		b, err := NewBackendWith(ctx, BackendOptions{Mode: opts.Mode, IPTablesVariant: VariantSystem})
-		if err != nil {
-			return err
-		}
-		return b.Cleanup(ctx)
 	}
 	return errors.Join(errs...)
-}
-
-// holdsOurChains reports whether the rules of variant hold a chain of svcplane's,
-// in either family. It fails when variant's IPv4 tools do not work.
-func holdsOurChains(ctx context.Context, variant string) (bool, error) {
-	saved, err := runVariantSave(ctx, variant)
-	if err != nil {
-		return false, err
-	}
-	if bytes.Contains(saved, []byte(":"+iptables.ChainPrefix)) {
-		return true, nil
-	}
-	saved6, err := runSave(ctx, "ip6tables-"+variant+"-save")
-	return err == nil && bytes.Contains(saved6, []byte(":"+iptables.ChainPrefix)), nil
 }
 
 // withConntrack wraps b so that the conntrack entries of UDP flows to endpoints
@@ -157,20 +156,4 @@ func withConntrack(ctx context.Context, b dataplane.Backend) dataplane.Backend {
 		return b
 	}
 	return conntrack.NewBackend(b, exec)
-}
-
-// iptablesFamilies returns the families whose iptables tools work. IPv4 must: a
-// node without it has nothing for the agent to do. IPv6 is left out, with a log
-// line, on nodes without ip6tables or with IPv6 disabled.
-func iptablesFamilies(ctx context.Context, exec iptables.Executor) ([]model.Family, error) {
-	if _, err := exec.Save(ctx, model.IPv4, iptables.TableNAT); err != nil {
-		return nil, fmt.Errorf("iptables does not work on this node: %w", err)
-	}
-	families := []model.Family{model.IPv4}
-	if _, err := exec.Save(ctx, model.IPv6, iptables.TableNAT); err != nil {
-		logf.FromContext(ctx).Info("IPv6 is not programmed: ip6tables does not work on this node", "error", err.Error())
-	} else {
-		families = append(families, model.IPv6)
-	}
-	return families, nil
 }

@@ -134,7 +134,6 @@ func TestParseClusterCIDRs(t *testing.T) {
 func TestNewBackendModes(t *testing.T) {
 	for mode, want := range map[string]string{
 		ModeIPVS:     "not implemented yet",
-		ModeNFTables: "not implemented yet",
 		"userspace":  "unknown --mode",
 	} {
 		if _, err := NewBackend(context.Background(), mode); err == nil || !strings.Contains(err.Error(), want) {

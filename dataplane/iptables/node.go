@@ -14,19 +14,22 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package agent
+package iptables
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
 
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"github.com/go-logr/logr"
+
+	"github.com/svcplane/svcplane/dataplane/model"
 )
 
-// The iptables variants --iptables-variant accepts.
+// The iptables variants NodeOptions.Variant (the agent's --iptables-variant) accepts.
 const (
 	// VariantAuto picks the variant the node's other rules are in (see
 	// chooseVariant).
@@ -41,8 +44,8 @@ const (
 	VariantLegacy = "legacy"
 )
 
-// IPTablesVariants lists every variant --iptables-variant accepts.
-var IPTablesVariants = []string{VariantAuto, VariantSystem, VariantNFT, VariantLegacy}
+// Variants lists every variant NodeOptions.Variant accepts.
+var Variants = []string{VariantAuto, VariantSystem, VariantNFT, VariantLegacy}
 
 // saveFunc returns what iptables-<variant>-save prints for IPv4, every table.
 type saveFunc func(ctx context.Context, variant string) ([]byte, error)
@@ -71,9 +74,9 @@ func chooseVariant(ctx context.Context, want string, save saveFunc) (string, err
 		return want, nil
 	case "", VariantAuto:
 	default:
-		return "", fmt.Errorf("unknown --iptables-variant %q; one of %s", want, strings.Join(IPTablesVariants, ", "))
+		return "", fmt.Errorf("unknown --iptables-variant %q; one of %s", want, strings.Join(Variants, ", "))
 	}
-	log := logf.FromContext(ctx)
+	log := logr.FromContextOrDiscard(ctx)
 	nft, nftErr := save(ctx, VariantNFT)
 	legacy, legacyErr := save(ctx, VariantLegacy)
 	switch {
@@ -135,4 +138,109 @@ func runSave(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return out, nil
+}
+
+// NodeOptions configures the Backend NewForNode builds for the node it runs on.
+type NodeOptions struct {
+	// Variant is one of Variants; empty is VariantAuto.
+	Variant string
+}
+
+// NewForNode returns a Backend over the node's own iptables tools: the variant opts
+// ask for (VariantAuto looks at the node's rules, see chooseVariant), programming
+// IPv4, and IPv6 when ip6tables can read its nat table. It fails when iptables does
+// not work at all.
+func NewForNode(ctx context.Context, opts NodeOptions) (*Backend, error) {
+	variant, err := chooseVariant(ctx, opts.Variant, runVariantSave)
+	if err != nil {
+		return nil, err
+	}
+	exec := &Exec{Variant: variant}
+	families, err := nodeFamilies(ctx, exec)
+	if err != nil {
+		return nil, err
+	}
+	return New(Options{Executor: exec, Families: families})
+}
+
+// CleanupNode removes everything svcplane's agents installed with iptables on the
+// node. With variant left to VariantAuto (or empty) it cleans each variant that
+// holds svcplane's chains, since an agent may have written to either before the
+// node's rules moved. A variant without them is not touched, not even read table
+// by table, which with the legacy tools would load kernel modules the node does
+// not use. A node where no iptables tool works has nothing of ours to clean: that
+// is logged, not an error, so that cleaning every mode works on an
+// nftables-only node.
+func CleanupNode(ctx context.Context, variant string) error {
+	if variant != "" && variant != VariantAuto {
+		b, err := NewForNode(ctx, NodeOptions{Variant: variant})
+		if err != nil {
+			return err
+		}
+		return b.Cleanup(ctx)
+	}
+	log := logr.FromContextOrDiscard(ctx)
+	var errs []error
+	worked := false
+	for _, v := range []string{VariantNFT, VariantLegacy} {
+		ours, err := holdsOurChains(ctx, v)
+		if err != nil {
+			log.Info("nothing to clean with iptables-"+v+": its tools do not work", "error", err.Error())
+			continue
+		}
+		worked = true
+		if !ours {
+			continue
+		}
+		b, err := NewForNode(ctx, NodeOptions{Variant: v})
+		if err == nil {
+			err = b.Cleanup(ctx)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("iptables-%s: %w", v, err))
+		}
+	}
+	if !worked {
+		// Neither named variant runs: the system's tools are all there is.
+		if _, err := runSave(ctx, "iptables-save"); err != nil {
+			log.Info("nothing to clean with iptables: its tools do not work", "error", err.Error())
+			return nil
+		}
+		b, err := NewForNode(ctx, NodeOptions{Variant: VariantSystem})
+		if err != nil {
+			return err
+		}
+		return b.Cleanup(ctx)
+	}
+	return errors.Join(errs...)
+}
+
+// holdsOurChains reports whether the rules of variant hold a chain of svcplane's,
+// in either family. It fails when variant's IPv4 tools do not work.
+func holdsOurChains(ctx context.Context, variant string) (bool, error) {
+	saved, err := runVariantSave(ctx, variant)
+	if err != nil {
+		return false, err
+	}
+	if bytes.Contains(saved, []byte(":"+ChainPrefix)) {
+		return true, nil
+	}
+	saved6, err := runSave(ctx, "ip6tables-"+variant+"-save")
+	return err == nil && bytes.Contains(saved6, []byte(":"+ChainPrefix)), nil
+}
+
+// nodeFamilies returns the families whose iptables tools work. IPv4 must: a node
+// without it has nothing for the agent to do. IPv6 is left out, with a log line, on
+// nodes without ip6tables or with IPv6 disabled.
+func nodeFamilies(ctx context.Context, exec Executor) ([]model.Family, error) {
+	if _, err := exec.Save(ctx, model.IPv4, TableNAT); err != nil {
+		return nil, fmt.Errorf("iptables does not work on this node: %w", err)
+	}
+	families := []model.Family{model.IPv4}
+	if _, err := exec.Save(ctx, model.IPv6, TableNAT); err != nil {
+		logr.FromContextOrDiscard(ctx).Info("IPv6 is not programmed: ip6tables does not work on this node", "error", err.Error())
+	} else {
+		families = append(families, model.IPv6)
+	}
+	return families, nil
 }

@@ -86,6 +86,10 @@ verify: manifests generate ## Fail if generated code or manifests differ from wh
 test-e2e: controlplane ## Run the real-kernel end-to-end test alone (root; builds network namespaces and removes them).
 	KUBEBUILDER_ASSETS="$(K8S_BIN)" go test ./test/e2e/ -count=1 -v -timeout 10m
 
+.PHONY: test-vm
+test-vm: ## Run the IPVS tests on a real kernel in a QEMU VM (no KVM needed; hack/vm/kernel.sh caches Debian's kernel in bin/vm).
+	go test ./test/vm/... -count=1 -v -timeout 15m
+
 .PHONY: demo
 demo: controlplane ## Show svcplane working on this machine (root): node, pods and client in network namespaces. HOLD=1 keeps it up.
 	go build -o "$(LOCALBIN)/svcplane-demo" ./hack/demo

@@ -19,78 +19,18 @@ package iptables
 import (
 	"context"
 	"flag"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/dataplane/dataplanetest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the rules rendered now")
 
 // goldenCases are the states whose rules are kept in testdata/<name>.golden, as
-// Fake.Dump prints them after one sync on a clean node: iptables-save's text. Only
-// the families a case has services in are synced, to keep the files short.
-var goldenCases = map[string]*model.State{
-	"clusterip": state(
-		svcPort("web", "10.96.0.10", eps("10.244.1.5/local", "10.244.2.6", "10.244.2.7", "10.244.2.8/notready/notserving")),
-	),
-	"nodeport": state(
-		svcPort("web", "10.96.0.10", eps("10.244.1.5/local", "10.244.2.6"), nodePort(30080)),
-	),
-	"loadbalancer-source-ranges": state(
-		// The node's own network is allowed, so is the VIP looping back from it.
-		svcPort("web", "10.96.0.10", eps("10.244.2.6"), nodePort(30080), loadBalancer("192.0.2.10", "192.0.2.11"),
-			sourceRanges("203.0.113.0/24", "192.168.0.0/24")),
-		svcPort("api", "10.96.0.11", eps("10.244.2.7"), nodePort(30081), loadBalancer("192.0.2.12"),
-			sourceRanges("203.0.113.128/25")),
-	),
-	"external-ips": state(
-		svcPort("web", "10.96.0.10", eps("10.244.2.6"), externalIPs("198.51.100.20", "198.51.100.21")),
-	),
-	"affinity": state(
-		svcPort("web", "10.96.0.10", eps("10.244.1.5/local", "10.244.2.6"), affinity(10800)),
-	),
-	"etp-local": state(
-		svcPort("web", "10.96.0.10", eps("10.244.1.5/local", "10.244.2.6"), nodePort(30080), loadBalancer("192.0.2.10"),
-			externalLocal(32000)),
-	),
-	"etp-local-no-local-endpoints": state(
-		svcPort("web", "10.96.0.10", eps("10.244.2.6"), nodePort(30080), loadBalancer("192.0.2.10"),
-			externalIPs("198.51.100.20"), externalLocal(32000)),
-	),
-	"itp-local": state(
-		svcPort("web", "10.96.0.10", eps("10.244.1.5/local", "10.244.2.6"), internalLocal),
-		svcPort("remote", "10.96.0.11", eps("10.244.2.7"), internalLocal),
-	),
-	"no-endpoints": state(
-		svcPort("web", "10.96.0.10", eps("10.244.2.6/notready/notserving"), nodePort(30080), loadBalancer("192.0.2.10"),
-			sourceRanges("203.0.113.0/24"), externalIPs("198.51.100.20")),
-	),
-	"terminating-fallback": state(
-		svcPort("web", "10.96.0.10", eps("10.244.1.5/local/notready/terminating", "10.244.2.6/notready/terminating",
-			"10.244.2.7/notready/notserving/terminating")),
-	),
-	"dual-stack": state(
-		svcPort("web", "10.96.0.10", eps("10.244.1.5/local"), nodePort(30080), loadBalancer("192.0.2.10")),
-		svcPort("web", "fd00:10:96::10", eps("fd00:10:244:1::5/local", "fd00:10:244:2::6"), nodePort(30080),
-			loadBalancer("2001:db8:2::10"), affinity(600)),
-		svcPort("empty", "fd00:10:96::11", nil),
-	),
-	"udp-sctp": state(
-		svcPort("dns", "10.96.0.10", eps("10.244.2.6"), protocol(model.UDP, 53)),
-		svcPort("dns", "10.96.0.10", eps("10.244.2.6"), protocol(model.TCP, 53)),
-		svcPort("signal", "10.96.0.11", eps("10.244.1.5/local"), protocol(model.SCTP, 3868), nodePort(30868)),
-	),
-	"node-port-addresses-masquerade-all": func() *model.State {
-		st := state(svcPort("web", "10.96.0.10", eps("10.244.2.6"), nodePort(30080)))
-		st.IPv4.NodePortsOnAllAddresses = false
-		st.IPv4.NodePortAddresses = []netip.Addr{nodeIPv4}
-		st.IPv4.MasqueradeAll = true
-		return st
-	}(),
-}
+// Fake.Dump prints them after one sync on a clean node: iptables-save's text.
+var goldenCases = dataplanetest.GoldenCases()
 
 func TestGolden(t *testing.T) {
 	for name, st := range goldenCases {
@@ -120,15 +60,4 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
-}
-
-// familiesOf returns the families st has service ports in.
-func familiesOf(st *model.State) []model.Family {
-	var out []model.Family
-	for _, f := range model.Families {
-		if len(st.View(f).ServicePorts) > 0 {
-			out = append(out, f)
-		}
-	}
-	return out
 }

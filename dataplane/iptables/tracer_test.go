@@ -26,6 +26,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
 )
 
@@ -525,481 +526,52 @@ func newTracer(t *testing.T, st *model.State, family model.Family) *tracer {
 	return &tracer{t: t, fake: fake, family: family, local: []netip.Addr{local}}
 }
 
-// behaviourState is one node's services for the behaviour tests.
-var behaviourState = state(
-	svcPort("web", "10.96.0.10", eps("10.244.1.5/local", "10.244.2.6", "10.244.2.7", "10.244.2.8/notready/notserving"),
-		nodePort(30080), loadBalancer("192.0.2.10"), sourceRanges("203.0.113.0/24"), externalIPs("198.51.100.20")),
-	svcPort("draining", "10.96.0.11", eps("10.244.2.9/notready/terminating", "10.244.2.10/notready/notserving/terminating")),
-	svcPort("local-none", "10.96.0.12", eps("10.244.2.11"), nodePort(30082), loadBalancer("192.0.2.12"), externalLocal(32002)),
-	svcPort("local-some", "10.96.0.13", eps("10.244.1.13/local", "10.244.2.13"), nodePort(30083), externalLocal(32003)),
-	svcPort("empty", "10.96.0.14", nil, nodePort(30084), externalIPs("198.51.100.24")),
-	svcPort("itp", "10.96.0.15", eps("10.244.1.15/local", "10.244.2.15"), internalLocal),
-	svcPort("itp-none", "10.96.0.16", eps("10.244.2.16"), internalLocal),
-	svcPort("dns", "10.96.0.17", eps("10.244.2.17"), protocol(model.UDP, 53)),
-	svcPort("diameter", "10.96.0.18", eps("10.244.2.18"), protocol(model.SCTP, 3868)),
-	svcPort("sticky", "10.96.0.19", eps("10.244.1.19/local", "10.244.2.19"), affinity(10800)),
-	svcPort("web", "fd00:10:96::10", eps("fd00:10:244:1::5/local", "fd00:10:244:2::6"), nodePort(30080)),
-	svcPort("empty", "fd00:10:96::14", nil),
-)
-
-func TestTraceBehaviour(t *testing.T) {
-	const (
-		pod      = "10.244.1.20" // a pod on this node
-		node     = "192.168.0.10"
-		client   = "203.0.113.7"  // outside the cluster, inside web's source ranges
-		stranger = "198.51.100.9" // outside the cluster and the source ranges
-	)
-	tests := []struct {
-		name   string
-		family model.Family
-		pkt    packet
-		want   []string
-	}{{
-		name: "pod → ClusterIP:80 is DNATed to exactly the ready endpoints, not masqueraded",
-		pkt:  packet{src: pod, dst: "10.96.0.10:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.5:8080", "DNAT 10.244.2.6:8080", "DNAT 10.244.2.7:8080"},
-	}, {
-		name: "another port of the cluster IP is not captured",
-		pkt:  packet{src: pod, dst: "10.96.0.10:81", proto: "tcp"},
-		want: []string{"ACCEPT 10.96.0.10:81"},
-	}, {
-		name: "another protocol on the service port is not captured",
-		pkt:  packet{src: pod, dst: "10.96.0.10:80", proto: "udp"},
-		want: []string{"ACCEPT 10.96.0.10:80"},
-	}, {
-		name: "a pod reaching itself through its Service is masqueraded (hairpin)",
-		pkt:  packet{src: "10.244.1.5", dst: "10.96.0.10:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.5:8080 masq", "DNAT 10.244.2.6:8080", "DNAT 10.244.2.7:8080"},
-	}, {
-		name: "from outside the cluster CIDR → ClusterIP is masqueraded",
-		pkt:  packet{src: client, dst: "10.96.0.10:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.5:8080 masq", "DNAT 10.244.2.6:8080 masq", "DNAT 10.244.2.7:8080 masq"},
-	}, {
-		name: "the node itself → ClusterIP is masqueraded",
-		pkt:  packet{src: node, dst: "10.96.0.10:80", proto: "tcp", fromHost: true},
-		want: []string{"DNAT 10.244.1.5:8080 masq", "DNAT 10.244.2.6:8080 masq", "DNAT 10.244.2.7:8080 masq"},
-	}, {
-		name: "external → NodePort (eTP Cluster) goes anywhere, masqueraded",
-		pkt:  packet{src: client, dst: node + ":30080", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.5:8080 masq", "DNAT 10.244.2.6:8080 masq", "DNAT 10.244.2.7:8080 masq"},
-	}, {
-		name: "node ports are not served on loopback",
-		pkt:  packet{src: "127.0.0.1", dst: "127.0.0.1:30080", proto: "tcp", fromHost: true},
-		want: []string{"LOCAL 127.0.0.1:30080"},
-	}, {
-		name: "external → external IP is DNATed and masqueraded",
-		pkt:  packet{src: client, dst: "198.51.100.20:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.5:8080 masq", "DNAT 10.244.2.6:8080 masq", "DNAT 10.244.2.7:8080 masq"},
-	}, {
-		name: "a source inside loadBalancerSourceRanges → LB IP is DNATed",
-		pkt:  packet{src: client, dst: "192.0.2.10:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.5:8080 masq", "DNAT 10.244.2.6:8080 masq", "DNAT 10.244.2.7:8080 masq"},
-	}, {
-		name: "a source outside loadBalancerSourceRanges → LB IP is dropped",
-		pkt:  packet{src: stranger, dst: "192.0.2.10:80", proto: "tcp"},
-		want: []string{"DROP"},
-	}, {
-		name: "node ports ignore loadBalancerSourceRanges, as in kube",
-		pkt:  packet{src: stranger, dst: node + ":30080", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.5:8080 masq", "DNAT 10.244.2.6:8080 masq", "DNAT 10.244.2.7:8080 masq"},
-	}, {
-		name: "with no ready endpoint, traffic goes to the serving terminating ones",
-		pkt:  packet{src: pod, dst: "10.96.0.11:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.2.9:8080"},
-	}, {
-		name: "external → NodePort with eTP Local and no local endpoint is dropped",
-		pkt:  packet{src: client, dst: node + ":30082", proto: "tcp"},
-		want: []string{"DROP"},
-	}, {
-		name: "external → LB IP with eTP Local and no local endpoint is dropped",
-		pkt:  packet{src: client, dst: "192.0.2.12:80", proto: "tcp"},
-		want: []string{"DROP"},
-	}, {
-		name: "a pod → NodePort with eTP Local takes the Cluster path",
-		pkt:  packet{src: pod, dst: node + ":30082", proto: "tcp"},
-		want: []string{"DNAT 10.244.2.11:8080"},
-	}, {
-		name: "the node → its own NodePort with eTP Local takes the Cluster path, masqueraded",
-		pkt:  packet{src: node, dst: node + ":30082", proto: "tcp", fromHost: true},
-		want: []string{"DNAT 10.244.2.11:8080 masq"},
-	}, {
-		name: "the cluster IP of an eTP Local service still reaches every endpoint",
-		pkt:  packet{src: pod, dst: "10.96.0.12:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.2.11:8080"},
-	}, {
-		name: "external → NodePort with eTP Local goes to local endpoints only, source kept",
-		pkt:  packet{src: client, dst: node + ":30083", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.13:8080"},
-	}, {
-		name: "the health check node port is accepted",
-		pkt:  packet{src: client, dst: node + ":32002", proto: "tcp"},
-		want: []string{"LOCAL 192.168.0.10:32002"},
-	}, {
-		name: "a service port with no endpoints rejects cluster IP traffic",
-		pkt:  packet{src: pod, dst: "10.96.0.14:80", proto: "tcp"},
-		want: []string{"REJECT"},
-	}, {
-		name: "… and rejects it from the node itself",
-		pkt:  packet{src: node, dst: "10.96.0.14:80", proto: "tcp", fromHost: true},
-		want: []string{"REJECT"},
-	}, {
-		name: "… and node port traffic",
-		pkt:  packet{src: client, dst: node + ":30084", proto: "tcp"},
-		want: []string{"REJECT"},
-	}, {
-		name: "… and external IP traffic",
-		pkt:  packet{src: client, dst: "198.51.100.24:80", proto: "tcp"},
-		want: []string{"REJECT"},
-	}, {
-		name: "iTP Local: cluster IP traffic goes to local endpoints only",
-		pkt:  packet{src: pod, dst: "10.96.0.15:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.15:8080"},
-	}, {
-		name: "iTP Local without a local endpoint drops cluster IP traffic",
-		pkt:  packet{src: pod, dst: "10.96.0.16:80", proto: "tcp"},
-		want: []string{"DROP"},
-	}, {
-		name: "UDP",
-		pkt:  packet{src: pod, dst: "10.96.0.17:53", proto: "udp"},
-		want: []string{"DNAT 10.244.2.17:8080"},
-	}, {
-		name: "TCP to a UDP-only port is not captured",
-		pkt:  packet{src: pod, dst: "10.96.0.17:53", proto: "tcp"},
-		want: []string{"ACCEPT 10.96.0.17:53"},
-	}, {
-		name: "SCTP",
-		pkt:  packet{src: pod, dst: "10.96.0.18:3868", proto: "sctp"},
-		want: []string{"DNAT 10.244.2.18:8080"},
-	}, {
-		name: "ClientIP affinity may send a client to any endpoint",
-		pkt:  packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080"},
-	}, {
-		name:   "IPv6: pod → ClusterIP",
-		family: model.IPv6,
-		pkt:    packet{src: "fd00:10:244:1::20", dst: "[fd00:10:96::10]:80", proto: "tcp"},
-		want:   []string{"DNAT [fd00:10:244:1::5]:8080", "DNAT [fd00:10:244:2::6]:8080"},
-	}, {
-		name:   "IPv6: external → NodePort, masqueraded",
-		family: model.IPv6,
-		pkt:    packet{src: "2001:db8:113::7", dst: "[fd00:192:168::10]:30080", proto: "tcp"},
-		want:   []string{"DNAT [fd00:10:244:1::5]:8080 masq", "DNAT [fd00:10:244:2::6]:8080 masq"},
-	}, {
-		name:   "IPv6: no endpoints, rejected",
-		family: model.IPv6,
-		pkt:    packet{src: "fd00:10:244:1::20", dst: "[fd00:10:96::14]:80", proto: "tcp"},
-		want:   []string{"REJECT"},
-	}}
-	tracers := map[model.Family]*tracer{
-		model.IPv4: newTracer(t, behaviourState, model.IPv4),
-		model.IPv6: newTracer(t, behaviourState, model.IPv6),
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			family := tt.family
-			if family == 0 {
-				family = model.IPv4
-			}
-			tr := *tracers[family]
-			tr.t = t
-			if got := tr.trace(tt.pkt); !slices.Equal(got, tt.want) {
-				t.Errorf("trace(%+v)\n got %q\nwant %q", tt.pkt, got, tt.want)
-			}
-		})
-	}
+// scenarioTracer runs the shared packet scenarios through a tracer: affinity pins
+// become -m recent entries in the list of the endpoint's SVCP-SEP- chain, and back.
+type scenarioTracer struct {
+	tr *tracer
+	// lists maps each endpoint chain of the state to its port and endpoint.
+	lists map[string]dataplanetest.Pin
 }
 
-func TestTraceMasquerade(t *testing.T) {
-	web := svcPort("web", "10.96.0.10", eps("10.244.2.6"))
-	podToWeb := packet{src: "10.244.1.20", dst: "10.96.0.10:80", proto: "tcp"}
-
-	all := state(web)
-	all.IPv4.MasqueradeAll = true
-	if got, want := newTracer(t, all, model.IPv4).trace(podToWeb), []string{"DNAT 10.244.2.6:8080 masq"}; !slices.Equal(got, want) {
-		t.Errorf("with masquerade-all: %q, want %q", got, want)
+func (s *scenarioTracer) Trace(t testing.TB, pkt dataplanetest.Packet, memory []dataplanetest.Pin) []dataplanetest.Outcome {
+	t.Helper()
+	tr := *s.tr
+	tr.t = t
+	tr.recent = recentTable{}
+	for _, m := range memory {
+		tr.recent[recentEntry{list: endpointChain(m.Port, m.Endpoint.String()), addr: m.Client}] = m.Age
 	}
-
-	// Without a cluster CIDR nothing tells pods from the rest, so only hairpins
-	// are masqueraded.
-	unknown := state(web)
-	unknown.IPv4.ClusterCIDR = netip.Prefix{}
-	tr := newTracer(t, unknown, model.IPv4)
-	if got, want := tr.trace(packet{src: "203.0.113.7", dst: "10.96.0.10:80", proto: "tcp"}), []string{"DNAT 10.244.2.6:8080"}; !slices.Equal(got, want) {
-		t.Errorf("without a cluster CIDR: %q, want %q", got, want)
-	}
-	if got, want := tr.trace(packet{src: "10.244.2.6", dst: "10.96.0.10:80", proto: "tcp"}), []string{"DNAT 10.244.2.6:8080 masq"}; !slices.Equal(got, want) {
-		t.Errorf("hairpin without a cluster CIDR: %q, want %q", got, want)
-	}
-}
-
-func TestTraceNodePortAddresses(t *testing.T) {
-	st := state(svcPort("web", "10.96.0.10", eps("10.244.2.6"), nodePort(30080)))
-	st.IPv4.NodePortsOnAllAddresses = false
-	st.IPv4.NodePortAddresses = []netip.Addr{nodeIPv4}
-	tr := newTracer(t, st, model.IPv4)
-	tr.local = append(tr.local, netip.MustParseAddr("172.16.0.10")) // a second, unselected node address
-	if got, want := tr.trace(packet{src: "203.0.113.7", dst: "192.168.0.10:30080", proto: "tcp"}), []string{"DNAT 10.244.2.6:8080 masq"}; !slices.Equal(got, want) {
-		t.Errorf("selected address: %q, want %q", got, want)
-	}
-	if got, want := tr.trace(packet{src: "203.0.113.7", dst: "172.16.0.10:30080", proto: "tcp"}), []string{"LOCAL 172.16.0.10:30080"}; !slices.Equal(got, want) {
-		t.Errorf("other address: %q, want %q", got, want)
-	}
-}
-
-// TestTraceAffinity checks ClientIP affinity against the kernel's memory of
-// earlier connections: with none, a client may land on any endpoint, and its
-// connection records it in the list of the endpoint it lands on; with a recent
-// entry, it lands on that entry's endpoint again, as long as the entry is no older
-// than the timeout, the service still has the endpoint and the traffic policy
-// allows it.
-func TestTraceAffinity(t *testing.T) {
-	const timeout = 600 // seconds
-	var (
-		sticky = svcPort("sticky", "10.96.0.19", eps("10.244.1.19/local", "10.244.2.19", "10.244.2.29"),
-			nodePort(30019), loadBalancer("192.0.2.19"), sourceRanges("203.0.113.0/24"), affinity(timeout))
-		// other shares an endpoint with sticky.
-		other = svcPort("other", "10.96.0.22", eps("10.244.2.19", "10.244.2.39"), affinity(timeout))
-		local = svcPort("sticky-local", "10.96.0.20", eps("10.244.1.21/local", "10.244.1.22/local", "10.244.2.21"),
-			nodePort(30020), externalLocal(32020), affinity(timeout))
-		internal = svcPort("sticky-internal", "10.96.0.21", eps("10.244.1.23/local", "10.244.1.24/local", "10.244.2.23"),
-			internalLocal, affinity(timeout))
-		sticky6 = svcPort("sticky", "fd00:10:96::19", eps("fd00:10:244:1::19/local", "fd00:10:244:2::19"), affinity(timeout))
-	)
-	const (
-		pod        = "10.244.1.30"
-		neighbour  = "10.244.1.31" // pod's neighbour: a mask wider than one address would pin it too
-		client     = "203.0.113.7"
-		node       = "192.168.0.10"
-		pod6       = "fd00:10:244:1::30"
-		neighbour6 = "fd00:10:244:1::31"
-	)
-	// seen says that src's last connection to p went to the endpoint at dest,
-	// age seconds ago.
-	seen := func(p *model.ServicePort, dest, src string, age int) recentTable {
-		return recentTable{{list: endpointChain(p.Name, dest), addr: netip.MustParseAddr(src)}: age}
-	}
-	tests := []struct {
-		name   string
-		svc    *model.ServicePort // the service the packet is for
-		recent recentTable
-		pkt    packet
-		want   []string
-	}{{
-		name: "with no memory, a pod may land on any endpoint",
-		svc:  sticky,
-		pkt:  packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
-	}, {
-		name: "with no memory, an external client → node port may land on any endpoint",
-		svc:  sticky,
-		pkt:  packet{src: client, dst: node + ":30019", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.19:8080 masq", "DNAT 10.244.2.19:8080 masq", "DNAT 10.244.2.29:8080 masq"},
-	}, {
-		name:   "a pod goes back to its last endpoint",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.2.19:8080", pod, 0),
-		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.2.19:8080"},
-	}, {
-		name:   "… whichever endpoint that was",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.1.19:8080", pod, 0),
-		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.19:8080"},
-	}, {
-		name:   "an external client → node port goes back to its last endpoint",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.2.29:8080", client, 0),
-		pkt:    packet{src: client, dst: node + ":30019", proto: "tcp"},
-		want:   []string{"DNAT 10.244.2.29:8080 masq"},
-	}, {
-		name:   "an external client → LB IP goes back to its last endpoint",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.2.29:8080", client, 0),
-		pkt:    packet{src: client, dst: "192.0.2.19:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.2.29:8080 masq"},
-	}, {
-		name:   "the node itself goes back to its last endpoint",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.2.19:8080", node, 0),
-		pkt:    packet{src: node, dst: "10.96.0.19:80", proto: "tcp", fromHost: true},
-		want:   []string{"DNAT 10.244.2.19:8080 masq"},
-	}, {
-		name:   "a client last seen exactly the timeout ago is still pinned",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.2.19:8080", pod, timeout),
-		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.2.19:8080"},
-	}, {
-		name:   "a client last seen longer than the timeout ago may land anywhere",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.2.19:8080", pod, timeout+1),
-		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
-	}, {
-		name:   "another client is not pinned by a pod's memory, even next to it",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.2.19:8080", pod, 0),
-		pkt:    packet{src: neighbour, dst: "10.96.0.19:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
-	}, {
-		name:   "an external client is not pinned by a pod's memory",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.2.19:8080", pod, 0),
-		pkt:    packet{src: client, dst: node + ":30019", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.19:8080 masq", "DNAT 10.244.2.19:8080 masq", "DNAT 10.244.2.29:8080 masq"},
-	}, {
-		name:   "memory of an endpoint the service no longer has pins nothing",
-		svc:    sticky,
-		recent: seen(sticky, "10.244.2.99:8080", pod, 0),
-		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
-	}, {
-		name:   "memory of another service's use of a shared endpoint pins nothing",
-		svc:    sticky,
-		recent: seen(other, "10.244.2.19:8080", pod, 0),
-		pkt:    packet{src: pod, dst: "10.96.0.19:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.19:8080", "DNAT 10.244.2.19:8080", "DNAT 10.244.2.29:8080"},
-	}, {
-		name:   "… nor does memory of this service's use of it pin the other service",
-		svc:    other,
-		recent: seen(sticky, "10.244.2.19:8080", pod, 0),
-		pkt:    packet{src: pod, dst: "10.96.0.22:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.2.19:8080", "DNAT 10.244.2.39:8080"},
-	}, {
-		name: "eTP Local with no memory: external → node port lands on a local endpoint, source kept",
-		svc:  local,
-		pkt:  packet{src: client, dst: node + ":30020", proto: "tcp"},
-		want: []string{"DNAT 10.244.1.21:8080", "DNAT 10.244.1.22:8080"},
-	}, {
-		name:   "eTP Local: external → node port goes back to its last local endpoint",
-		svc:    local,
-		recent: seen(local, "10.244.1.22:8080", client, 0),
-		pkt:    packet{src: client, dst: node + ":30020", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.22:8080"},
-	}, {
-		name:   "eTP Local: memory of a remote endpoint does not take external traffic off the node",
-		svc:    local,
-		recent: seen(local, "10.244.2.21:8080", client, 0),
-		pkt:    packet{src: client, dst: node + ":30020", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.21:8080", "DNAT 10.244.1.22:8080"},
-	}, {
-		name:   "eTP Local: the cluster IP still goes back to a remote endpoint",
-		svc:    local,
-		recent: seen(local, "10.244.2.21:8080", pod, 0),
-		pkt:    packet{src: pod, dst: "10.96.0.20:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.2.21:8080"},
-	}, {
-		name:   "eTP Local: a pod → node port takes the Cluster path, affinity included",
-		svc:    local,
-		recent: seen(local, "10.244.2.21:8080", pod, 0),
-		pkt:    packet{src: pod, dst: node + ":30020", proto: "tcp"},
-		want:   []string{"DNAT 10.244.2.21:8080"},
-	}, {
-		name:   "iTP Local: a pod goes back to its last local endpoint",
-		svc:    internal,
-		recent: seen(internal, "10.244.1.24:8080", pod, 0),
-		pkt:    packet{src: pod, dst: "10.96.0.21:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.24:8080"},
-	}, {
-		name:   "iTP Local: memory of a remote endpoint does not take the pod off the node",
-		svc:    internal,
-		recent: seen(internal, "10.244.2.23:8080", pod, 0),
-		pkt:    packet{src: pod, dst: "10.96.0.21:80", proto: "tcp"},
-		want:   []string{"DNAT 10.244.1.23:8080", "DNAT 10.244.1.24:8080"},
-	}, {
-		name: "IPv6: with no memory, a pod may land on any endpoint",
-		svc:  sticky6,
-		pkt:  packet{src: pod6, dst: "[fd00:10:96::19]:80", proto: "tcp"},
-		want: []string{"DNAT [fd00:10:244:1::19]:8080", "DNAT [fd00:10:244:2::19]:8080"},
-	}, {
-		name:   "IPv6: a pod goes back to its last endpoint",
-		svc:    sticky6,
-		recent: seen(sticky6, "[fd00:10:244:2::19]:8080", pod6, 0),
-		pkt:    packet{src: pod6, dst: "[fd00:10:96::19]:80", proto: "tcp"},
-		want:   []string{"DNAT [fd00:10:244:2::19]:8080"},
-	}, {
-		name:   "IPv6: its neighbour is not pinned",
-		svc:    sticky6,
-		recent: seen(sticky6, "[fd00:10:244:2::19]:8080", pod6, 0),
-		pkt:    packet{src: neighbour6, dst: "[fd00:10:96::19]:80", proto: "tcp"},
-		want:   []string{"DNAT [fd00:10:244:1::19]:8080", "DNAT [fd00:10:244:2::19]:8080"},
-	}}
-	st := state(sticky, other, local, internal, sticky6)
-	tracers := map[model.Family]*tracer{
-		model.IPv4: newTracer(t, st, model.IPv4),
-		model.IPv6: newTracer(t, st, model.IPv6),
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tr := *tracers[model.FamilyOf(tt.svc.ClusterIP)]
-			tr.t = t
-			tr.recent = tt.recent
-			outcomes := tr.outcomes(tt.pkt)
-			var got []string
-			for _, o := range outcomes {
-				got = append(got, o.what)
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("trace(%+v)\n got %q\nwant %q", tt.pkt, outcomes, tt.want)
-			}
-			// Each connection records its client in the list of the endpoint it
-			// lands on, the list the service's checks read back, and nowhere else.
-			src := netip.MustParseAddr(tt.pkt.src)
-			for _, o := range outcomes {
-				var want []recentEntry
-				if dest, ok := strings.CutPrefix(o.what, "DNAT "); ok {
-					dest, _, _ = strings.Cut(dest, " ")
-					want = []recentEntry{{list: endpointChain(tt.svc.Name, dest), addr: src}}
-				}
-				if !slices.Equal(o.recorded, want) {
-					t.Errorf("outcome %s records %v, want %v", o, o.recorded, want)
-				}
-			}
-		})
-	}
-}
-
-// TestTraceAffinityRoundTrip follows a client from connection to connection: the
-// memory its first connection leaves sends the next ones to the same endpoint,
-// whichever it was, until the endpoint leaves the service; and it pins the client
-// only for that service.
-func TestTraceAffinityRoundTrip(t *testing.T) {
-	endpoints := eps("10.244.1.19/local", "10.244.2.19", "10.244.2.29")
-	sticky := svcPort("sticky", "10.96.0.19", endpoints, nodePort(30019), affinity(600))
-	other := svcPort("other", "10.96.0.22", endpoints, affinity(600))
-	first := packet{src: "203.0.113.7", dst: "192.168.0.10:30019", proto: "tcp"}
-	toOther := packet{src: first.src, dst: "10.96.0.22:80", proto: "tcp"}
-
-	tr := newTracer(t, state(sticky, other), model.IPv4)
-	outcomes := tr.outcomes(first)
-	if len(outcomes) != len(endpoints) {
-		t.Fatalf("first connection: %v, want one outcome per endpoint", outcomes)
-	}
-	for _, o := range outcomes {
-		memory := recentTable{}
+	var out []dataplanetest.Outcome
+	for _, o := range tr.outcomes(packet{src: pkt.Src, dst: pkt.Dst, proto: pkt.Proto, fromHost: pkt.FromHost}) {
+		oc := dataplanetest.Outcome{What: o.what}
 		for _, e := range o.recorded {
-			memory[e] = 1
+			pin, ok := s.lists[e.list]
+			if !ok {
+				t.Fatalf("outcome %s records %s in list %s, which is no endpoint's", o.what, e.addr, e.list)
+			}
+			pin.Client = e.addr
+			oc.Pinned = append(oc.Pinned, pin)
 		}
-		again := *tr
-		again.recent = memory
-		if got, want := again.trace(first), []string{o.what}; !slices.Equal(got, want) {
-			t.Errorf("after %s: next connection %q, want %q", o, got, want)
-		}
-		if got, want := again.trace(toOther), tr.trace(toOther); !slices.Equal(got, want) {
-			t.Errorf("after %s: connection to another service %q, want %q", o, got, want)
-		}
-
-		// The endpoint goes away; its list may outlive it.
-		dest, _, _ := strings.Cut(strings.TrimPrefix(o.what, "DNAT "), " ")
-		rest := slices.DeleteFunc(slices.Clone(endpoints), func(ep model.Endpoint) bool { return ep.AddrPort().String() == dest })
-		after := newTracer(t, state(svcPort("sticky", "10.96.0.19", rest, nodePort(30019), affinity(600))), model.IPv4)
-		want := after.trace(first)
-		after.recent = memory
-		if got := after.trace(first); len(want) != len(rest) || !slices.Equal(got, want) {
-			t.Errorf("after %s and its endpoint's removal: next connection %q, want %q (one per remaining endpoint)", o, got, want)
-		}
+		slices.SortFunc(oc.Pinned, dataplanetest.ComparePins)
+		out = append(out, oc)
 	}
+	return out
+}
+
+// TestScenarios runs the packet scenarios every backend passes.
+func TestScenarios(t *testing.T) {
+	dataplanetest.Run(t, func(t *testing.T, st *model.State, family model.Family, local []netip.Addr) dataplanetest.Tracer {
+		tr := newTracer(t, st, family)
+		tr.local = local
+		lists := map[string]dataplanetest.Pin{}
+		for _, p := range st.View(family).ServicePorts {
+			for _, ep := range p.Endpoints {
+				lists[endpointChain(p.Name, ep.AddrPort().String())] = dataplanetest.Pin{Port: p.Name, Endpoint: ep.AddrPort()}
+			}
+		}
+		return &scenarioTracer{tr: tr, lists: lists}
+	})
 }
 
 // refusal is a testing.TB whose Fatal records its message and ends only the

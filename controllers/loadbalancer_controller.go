@@ -19,10 +19,8 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"sync"
 	"time"
@@ -35,7 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,7 +45,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers/loadbalancer"
@@ -73,20 +70,19 @@ const (
 	ReasonPending = "Pending"
 )
 
-// The retry delays of kube's service controller: a provider error is retried after
-// 5 s, doubling up to 5 min.
-const (
-	defaultMinRetryDelay = 5 * time.Second
-	defaultMaxRetryDelay = 5 * time.Minute
-)
+// conflictRetry is when a pass whose write lost an optimistic-lock race runs again
+// (the newer version's own event usually brings it back sooner).
+const conflictRetry = time.Second
 
 // LoadBalancerReconciler gives LoadBalancer Services an external load balancer from
 // the provider its Registry routes them to, as kube's service controller does for a
-// cloud provider: finalizer first, then EnsureLoadBalancer (or UpdateLoadBalancer
-// when only the eligible nodes changed), status.loadBalancer and the
-// LoadBalancerReady condition written once and only when they change; and on deletion
-// or when the Service stops being a LoadBalancer, EnsureLoadBalancerDeleted, status
-// cleared, finalizer removed. Provider errors back off per Service.
+// cloud provider. A pass fetches the Service, asks a loadbalancer.Tracker which call
+// it needs (EnsureLoadBalancer, UpdateLoadBalancer when only the eligible nodes
+// changed, nothing, or a wait while a failed call backs off), makes that call, and
+// writes status.loadBalancer, the LoadBalancerReady condition and the EXTERNAL-IP
+// column in one patch, only if they changed. The finalizer goes on before the
+// provider creates anything; on deletion, or when the Service stops being a
+// LoadBalancer, EnsureLoadBalancerDeleted, status cleared, finalizer removed.
 type LoadBalancerReconciler struct {
 	client.Client
 	// APIReader reads straight from the API server for the restore listing.
@@ -101,49 +97,23 @@ type LoadBalancerReconciler struct {
 	MinRetryDelay, MaxRetryDelay time.Duration
 	// MaxConcurrentReconciles bounds parallel provider calls.
 	MaxConcurrentReconciles int
+	// Clock times the backoff; nil is the real clock.
+	Clock clock.PassiveClock
 
-	mu       sync.Mutex
-	services map[types.NamespacedName]*lbState
-	queue    workqueue.TypedRateLimitingInterface[reconcile.Request]
+	tracker *loadbalancer.Tracker
+	wake    *wakeups
 
 	restoreMu sync.Mutex
 	restored  bool
 }
 
-// lbState is what the reconciler remembers of one Service between passes. It only
-// saves provider calls: after a restart every Service is ensured again, as kube does.
-type lbState struct {
-	uid types.UID
-	// provider served the Service last; cleanup goes to it.
-	provider string
-
-	// synced is true after a successful ensure for inputs (a fingerprint of what
-	// the provider sees of the Service) and nodes (loadbalancer.NodeSetKey); status
-	// is what the provider reported.
-	synced bool
-	inputs uint64
-	nodes  string
-	status corev1.LoadBalancerStatus
-
-	// failures counts consecutive failed calls; retryAt is when the call that
-	// failed (op, with retryInputs and retryNodes) may be made again.
-	failures    int
-	retryAt     time.Time
-	retryOp     lbOp
-	retryInputs uint64
-	retryNodes  string
-	// cond is the LoadBalancerReady condition while the Service waits for a retry.
-	cond metav1.Condition
+// lbOutcome is what a pass decided to show and when to come back.
+type lbOutcome struct {
+	lb corev1.LoadBalancerStatus
+	// cond is the LoadBalancerReady condition; nil removes it.
+	cond         *metav1.Condition
+	requeueAfter time.Duration
 }
-
-type lbOp int
-
-const (
-	opNone lbOp = iota
-	opEnsure
-	opUpdate
-	opDelete
-)
 
 // +kubebuilder:rbac:groups=networking.svcplane.io,resources=services,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=networking.svcplane.io,resources=services/status,verbs=get;update;patch
@@ -160,16 +130,17 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	svc := &v1alpha1.Service{}
 	if err := r.Get(ctx, req.NamespacedName, svc); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.forget(req.NamespacedName)
+			r.tracker.Forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
 	}
+
 	ours := controllerutil.ContainsFinalizer(svc, v1alpha1.FinalizerLoadBalancerCleanup)
 	name, provider, routed := r.Providers.ForClass(svc.Spec.LoadBalancerClass)
 	if !svc.DeletionTimestamp.IsZero() || svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		if !ours {
-			r.forget(req.NamespacedName)
+			r.tracker.Forget(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return r.cleanup(ctx, svc, name, routed)
@@ -180,13 +151,6 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// stops being a LoadBalancer, not because the configuration changed.
 		return ctrl.Result{}, nil
 	}
-	return r.ensure(ctx, svc, name, provider, ours)
-}
-
-// ensure creates or updates the Service's load balancer.
-func (r *LoadBalancerReconciler) ensure(ctx context.Context, svc *v1alpha1.Service, name string, provider loadbalancer.Provider, ours bool) (ctrl.Result, error) {
-	log := logf.FromContext(ctx).WithValues("provider", name)
-	key := client.ObjectKeyFromObject(svc)
 
 	alloc := meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated)
 	if alloc == nil || alloc.ObservedGeneration != svc.Generation {
@@ -197,10 +161,10 @@ func (r *LoadBalancerReconciler) ensure(ctx context.Context, svc *v1alpha1.Servi
 	if alloc.Status != metav1.ConditionTrue {
 		// Providers need the cluster IPs and node ports, as kube's service
 		// controller always has them.
-		return ctrl.Result{}, r.patchStatus(ctx, svc, svc.Status.LoadBalancer, &metav1.Condition{
+		return r.finish(ctx, svc, lbOutcome{lb: svc.Status.LoadBalancer, cond: &metav1.Condition{
 			Status: metav1.ConditionFalse, Reason: ReasonPending,
 			Message: "waiting for the Service's cluster IPs and node ports to be allocated: " + alloc.Message,
-		})
+		}})
 	}
 
 	nodeList := &corev1.NodeList{}
@@ -208,47 +172,50 @@ func (r *LoadBalancerReconciler) ensure(ctx context.Context, svc *v1alpha1.Servi
 		return ctrl.Result{}, err
 	}
 	nodes := loadbalancer.EligibleNodes(nodeList.Items)
-	nodeSet := loadbalancer.NodeSetKey(nodes)
-	inputs := fingerprint(svc)
-	st := r.state(key, svc.UID)
-
-	op := opEnsure
-	if ours && st.synced && st.provider == name && st.inputs == inputs {
-		op = opNone
-		if st.nodes != nodeSet {
-			op = opUpdate
-		}
+	want := loadbalancer.Want{
+		UID: svc.UID, Provider: name, Finalized: ours,
+		Inputs: loadbalancer.Fingerprint(svc), Nodes: loadbalancer.NodeSetKey(nodes),
 	}
-	if op == opNone {
-		return ctrl.Result{}, r.patchStatus(ctx, svc, st.status, readyCondition())
-	}
-	if wait := time.Until(st.retryAt); wait > 0 && st.retryOp == op && st.retryInputs == inputs && st.retryNodes == nodeSet {
+	d := r.tracker.Decide(req.NamespacedName, want)
+	last := lastStatus(svc, d)
+	switch {
+	case d.Wait > 0:
 		// Nothing changed since the failed call: keep to its backoff.
-		return ctrl.Result{RequeueAfter: wait}, r.patchStatus(ctx, svc, r.lastStatus(svc, st), &st.cond)
+		return r.finish(ctx, svc, lbOutcome{lb: last, cond: failureCondition(d.Failure), requeueAfter: d.Wait})
+	case d.Op == loadbalancer.OpNone:
+		return r.finish(ctx, svc, lbOutcome{lb: d.Status, cond: readyCondition()})
 	}
 	if !ours {
 		// Before the provider creates anything, so that nothing can outlive the
 		// Service unnoticed.
 		if err := r.patchFinalizer(ctx, svc, true); err != nil {
-			return ctrl.Result{}, err
+			return r.writeFailed(ctx, err)
 		}
 	}
+	return r.finish(ctx, svc, r.sync(ctx, svc, name, provider, d.Op, want, nodes, last))
+}
 
-	if op == opUpdate {
+// sync makes the ensure or update call the tracker asked for, and records its
+// outcome there.
+func (r *LoadBalancerReconciler) sync(ctx context.Context, svc *v1alpha1.Service, name string, provider loadbalancer.Provider, op loadbalancer.Op, want loadbalancer.Want, nodes []*corev1.Node, last corev1.LoadBalancerStatus) lbOutcome {
+	log := logf.FromContext(ctx).WithValues("provider", name)
+	key := client.ObjectKeyFromObject(svc)
+
+	if op == loadbalancer.OpUpdate {
 		err := provider.UpdateLoadBalancer(ctx, svc.DeepCopy(), nodes)
 		if err == nil {
-			r.succeeded(key, svc.UID, name, inputs, nodeSet, st.status)
+			r.tracker.Succeeded(key, want, last)
 			if len(nodes) == 0 {
 				r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonUnAvailableLoadBalancer, "UpdateLoadBalancer", "There are no available nodes for LoadBalancer")
 			} else {
 				r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonUpdatedLoadBalancer, "UpdateLoadBalancer", "Updated load balancer with new hosts")
 			}
-			return ctrl.Result{}, r.patchStatus(ctx, svc, st.status, readyCondition())
+			return lbOutcome{lb: last, cond: readyCondition()}
 		}
 		// As kube: an update only fails if the load balancer still exists; if it
 		// is gone, ensure it afresh.
 		if _, exists, gerr := provider.GetLoadBalancer(ctx, svc.DeepCopy()); gerr != nil || exists {
-			return r.failed(ctx, svc, st, op, inputs, nodeSet, ReasonUpdateLoadBalancerFailed,
+			return r.failed(ctx, svc, want, op, last, ReasonUpdateLoadBalancerFailed,
 				fmt.Errorf("failed to update load balancer with new hosts %v: %w", nodeNames(nodes), err),
 				fmt.Sprintf("Error updating load balancer with new hosts %v: %v", nodeNames(nodes), err))
 		}
@@ -261,26 +228,28 @@ func (r *LoadBalancerReconciler) ensure(ctx context.Context, svc *v1alpha1.Servi
 		err = errors.New("service status returned by EnsureLoadBalancer is nil")
 	}
 	if err != nil {
-		return r.syncFailed(ctx, svc, st, opEnsure, inputs, nodeSet, fmt.Errorf("failed to ensure load balancer: %w", err))
+		err = fmt.Errorf("failed to ensure load balancer: %w", err)
+		return r.failed(ctx, svc, want, loadbalancer.OpEnsure, last, ReasonSyncLoadBalancerFailed, err, "Error syncing load balancer: "+err.Error())
 	}
-	lb = defaultIPMode(lb)
-	r.succeeded(key, svc.UID, name, inputs, nodeSet, *lb)
+	lb = loadbalancer.DefaultIPMode(lb)
+	r.tracker.Succeeded(key, want, *lb)
 	log.V(1).Info("ensured load balancer", "loadBalancer", provider.GetLoadBalancerName(svc), "ingress", lb.Ingress)
 	r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonEnsuredLoadBalancer, "EnsureLoadBalancer", "Ensured load balancer")
 	if len(nodes) == 0 {
 		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonUnAvailableLoadBalancer, "EnsureLoadBalancer", "There are no available nodes for LoadBalancer")
 	}
-	return ctrl.Result{}, r.patchStatus(ctx, svc, *lb, readyCondition())
+	return lbOutcome{lb: *lb, cond: readyCondition()}
 }
 
 // cleanup deletes the load balancer of a Service that is being deleted or is no
 // longer a LoadBalancer, clears its status and then removes the finalizer.
 func (r *LoadBalancerReconciler) cleanup(ctx context.Context, svc *v1alpha1.Service, routedName string, routed bool) (ctrl.Result, error) {
 	key := client.ObjectKeyFromObject(svc)
-	inputs := fingerprint(svc)
-	st := r.state(key, svc.UID)
-	if wait := time.Until(st.retryAt); wait > 0 && st.retryOp == opDelete && st.retryInputs == inputs {
-		return ctrl.Result{RequeueAfter: wait}, r.patchStatus(ctx, svc, svc.Status.LoadBalancer, &st.cond)
+	want := loadbalancer.Want{UID: svc.UID, Inputs: loadbalancer.Fingerprint(svc), Delete: true}
+	d := r.tracker.Decide(key, want)
+	last := lastStatus(svc, d)
+	if d.Wait > 0 {
+		return r.finish(ctx, svc, lbOutcome{lb: last, cond: failureCondition(d.Failure), requeueAfter: d.Wait})
 	}
 
 	// The provider that served the Service, else the one its class routes to. When
@@ -288,8 +257,8 @@ func (r *LoadBalancerReconciler) cleanup(ctx context.Context, svc *v1alpha1.Serv
 	// provider is no longer the default), every registered provider is asked:
 	// EnsureLoadBalancerDeleted is idempotent and a no-op for a stranger.
 	names := r.Providers.Names()
-	if _, ok := r.Providers.Get(st.provider); ok {
-		names = []string{st.provider}
+	if _, ok := r.Providers.Get(d.Provider); ok {
+		names = []string{d.Provider}
 	} else if routed {
 		names = []string{routedName}
 	}
@@ -297,110 +266,98 @@ func (r *LoadBalancerReconciler) cleanup(ctx context.Context, svc *v1alpha1.Serv
 		provider, _ := r.Providers.Get(name)
 		_, exists, err := provider.GetLoadBalancer(ctx, svc.DeepCopy())
 		if err != nil {
-			return r.syncFailed(ctx, svc, st, opDelete, inputs, "", fmt.Errorf("failed to check if load balancer exists before cleanup: %w", err))
+			err = fmt.Errorf("failed to check if load balancer exists before cleanup: %w", err)
+			return r.finish(ctx, svc, r.failed(ctx, svc, want, loadbalancer.OpDelete, last, ReasonSyncLoadBalancerFailed, err, "Error syncing load balancer: "+err.Error()))
 		}
 		if !exists {
 			continue
 		}
 		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonDeletingLoadBalancer, "DeleteLoadBalancer", "Deleting load balancer")
 		if err := provider.EnsureLoadBalancerDeleted(ctx, svc.DeepCopy()); err != nil {
-			return r.syncFailed(ctx, svc, st, opDelete, inputs, "", fmt.Errorf("failed to delete load balancer: %w", err))
+			err = fmt.Errorf("failed to delete load balancer: %w", err)
+			return r.finish(ctx, svc, r.failed(ctx, svc, want, loadbalancer.OpDelete, last, ReasonSyncLoadBalancerFailed, err, "Error syncing load balancer: "+err.Error()))
 		}
 	}
 
-	if err := r.patchStatus(ctx, svc, corev1.LoadBalancerStatus{}, nil); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	// Status first, then the finalizer: nothing may show an address once the
+	// Service can go.
+	if res, err := r.finish(ctx, svc, lbOutcome{}); err != nil || !res.IsZero() {
+		return res, client.IgnoreNotFound(err)
 	}
 	if err := r.patchFinalizer(ctx, svc, false); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		return r.writeFailed(ctx, client.IgnoreNotFound(err))
 	}
 	r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonDeletedLoadBalancer, "DeleteLoadBalancer", "Deleted load balancer")
-	r.forget(key)
+	r.tracker.Forget(key)
 	return ctrl.Result{}, nil
 }
 
-// syncFailed is failed for ensure and delete, with kube's SyncLoadBalancerFailed
-// event.
-func (r *LoadBalancerReconciler) syncFailed(ctx context.Context, svc *v1alpha1.Service, st lbState, op lbOp, inputs uint64, nodeSet string, err error) (ctrl.Result, error) {
-	return r.failed(ctx, svc, st, op, inputs, nodeSet, ReasonSyncLoadBalancerFailed, err, "Error syncing load balancer: "+err.Error())
-}
-
-// failed records a failed provider call and schedules the next one: after the
-// delay a loadbalancer.RetryError asks for, without an event, else after the
-// Service's backoff, with a Warning event (reason, note) as kube records it. err
-// becomes the condition's message.
-func (r *LoadBalancerReconciler) failed(ctx context.Context, svc *v1alpha1.Service, st lbState, op lbOp, inputs uint64, nodeSet, reason string, err error, note string) (ctrl.Result, error) {
+// failed records a failed provider call and returns what to show until the next
+// one: after the delay a loadbalancer.RetryError asks for, without an event, else
+// after the Service's backoff, with a Warning event (reason, note) as kube records
+// it. err becomes the condition's message. Whatever the Service had stays: status
+// keeps its ingress (last), and the finalizer stays until a delete succeeds.
+func (r *LoadBalancerReconciler) failed(ctx context.Context, svc *v1alpha1.Service, want loadbalancer.Want, op loadbalancer.Op, last corev1.LoadBalancerStatus, reason string, err error, note string) lbOutcome {
 	log := logf.FromContext(ctx)
 	key := client.ObjectKeyFromObject(svc)
-	cond := metav1.Condition{Status: metav1.ConditionFalse, Reason: reason, Message: err.Error()}
-	var delay time.Duration
-	if retry, ok := errors.AsType[*loadbalancer.RetryError](err); ok {
-		delay = retry.Delay
-		cond.Reason, cond.Message = ReasonPending, retry.Err.Error()
-		log.Info("load balancer provider asked to be called again later", "after", delay, "reason", retry.Err.Error())
+	failure := loadbalancer.Failure{Reason: reason, Message: err.Error()}
+	var retryAfter time.Duration
+	retry, isRetry := errors.AsType[*loadbalancer.RetryError](err)
+	if isRetry {
+		retryAfter = retry.Delay
+		failure = loadbalancer.Failure{Reason: ReasonPending, Message: retry.Err.Error()}
 	} else {
-		delay = r.backoff(st.failures + 1)
-		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, reason, actionOf(op), "%s", note)
-		log.Error(err, "load balancer provider failed; backing off", "retryAfter", delay, "failures", st.failures+1)
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, reason, op.Action(), "%s", note)
 	}
-
-	r.mu.Lock()
-	s := r.entry(key, svc.UID)
-	if cond.Reason != ReasonPending {
-		s.failures++
+	delay := r.tracker.Failed(key, want, op, failure, retryAfter)
+	if isRetry {
+		log.Info("load balancer provider asked to be called again later", "after", delay, "reason", failure.Message)
+	} else {
+		// The event and the condition tell the user; the log says when the
+		// next call is made.
+		log.Info("load balancer provider failed; backing off", "error", err.Error(), "retryAfter", delay, "failures", r.tracker.Failures(key, want.UID))
 	}
-	s.retryAt, s.retryOp, s.retryInputs, s.retryNodes, s.cond = time.Now().Add(delay), op, inputs, nodeSet, cond
-	r.mu.Unlock()
-
-	// Whatever the Service had stays: status keeps its ingress, and the finalizer
-	// stays until a delete succeeds.
-	return ctrl.Result{RequeueAfter: delay}, r.patchStatus(ctx, svc, r.lastStatus(svc, st), &cond)
+	return lbOutcome{lb: last, cond: failureCondition(failure), requeueAfter: delay}
 }
 
-// backoff returns the delay after the n-th consecutive failure: MinRetryDelay
-// doubled n-1 times, at most MaxRetryDelay.
-func (r *LoadBalancerReconciler) backoff(n int) time.Duration {
-	lo, hi := cmp.Or(r.MinRetryDelay, defaultMinRetryDelay), cmp.Or(r.MaxRetryDelay, defaultMaxRetryDelay)
-	d := lo
-	for i := 1; i < n && d < hi; i++ {
-		d *= 2
-	}
-	return min(d, hi)
-}
-
-// lastStatus is the load balancer status to keep while a call fails: what the
-// provider last reported in this process, else what the Service already shows.
-func (r *LoadBalancerReconciler) lastStatus(svc *v1alpha1.Service, st lbState) corev1.LoadBalancerStatus {
-	if st.synced {
-		return st.status
-	}
-	return svc.Status.LoadBalancer
-}
-
-// patchStatus writes status.loadBalancer and the LoadBalancerReady condition (nil
-// removes it) in one patch, if they changed. The patch carries the resourceVersion,
-// so a concurrent write by the allocation reconciler fails it rather than being
-// overwritten.
-func (r *LoadBalancerReconciler) patchStatus(ctx context.Context, svc *v1alpha1.Service, lb corev1.LoadBalancerStatus, cond *metav1.Condition) error {
+// finish writes the outcome, status.loadBalancer with the LoadBalancerReady
+// condition and the EXTERNAL-IP column that shows it, in one patch and only if
+// something changed, and asks to come back when the outcome says. The patch carries
+// the resourceVersion, so a concurrent write by the allocation reconciler fails it
+// rather than being overwritten.
+func (r *LoadBalancerReconciler) finish(ctx context.Context, svc *v1alpha1.Service, o lbOutcome) (ctrl.Result, error) {
 	status := svc.Status.DeepCopy()
-	status.LoadBalancer = lb
-	if cond == nil {
+	status.LoadBalancer = o.lb
+	if o.cond == nil {
 		meta.RemoveStatusCondition(&status.Conditions, ConditionLoadBalancerReady)
 	} else {
-		c := *cond
+		c := *o.cond
 		c.Type, c.ObservedGeneration = ConditionLoadBalancerReady, svc.Generation
 		meta.SetStatusCondition(&status.Conditions, c)
 	}
+	status.Display = display(&svc.Spec, status)
+	result := ctrl.Result{RequeueAfter: o.requeueAfter}
 	if equality.Semantic.DeepEqual(status, &svc.Status) {
-		return nil
+		return result, nil
 	}
 	updated := svc.DeepCopy()
 	updated.Status = *status
 	if err := r.Status().Patch(ctx, updated, client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{})); err != nil {
-		return err
+		return r.writeFailed(ctx, err)
 	}
 	*svc = *updated
-	return nil
+	return result, nil
+}
+
+// writeFailed handles a failed write: a lost optimistic-lock race is expected (the
+// allocation reconciler writes the same status) and retried quietly, on the
+// tracker's memory of what the provider did; anything else is an error.
+func (r *LoadBalancerReconciler) writeFailed(ctx context.Context, err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		logf.FromContext(ctx).V(1).Info("the Service changed during this pass; retrying", "error", err.Error())
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	}
+	return ctrl.Result{}, err
 }
 
 // patchFinalizer adds or removes the cleanup finalizer.
@@ -418,51 +375,21 @@ func (r *LoadBalancerReconciler) patchFinalizer(ctx context.Context, svc *v1alph
 	return nil
 }
 
+// lastStatus is the load balancer status to keep while a call fails or waits: what
+// the provider last reported in this process, else what the Service already shows.
+func lastStatus(svc *v1alpha1.Service, d loadbalancer.Decision) corev1.LoadBalancerStatus {
+	if d.Known {
+		return d.Status
+	}
+	return svc.Status.LoadBalancer
+}
+
 func readyCondition() *metav1.Condition {
 	return &metav1.Condition{Status: metav1.ConditionTrue, Reason: ReasonEnsuredLoadBalancer, Message: "Ensured load balancer"}
 }
 
-func actionOf(op lbOp) string {
-	switch op {
-	case opUpdate:
-		return "UpdateLoadBalancer"
-	case opDelete:
-		return "DeleteLoadBalancer"
-	}
-	return "EnsureLoadBalancer"
-}
-
-// defaultIPMode returns a copy of lb in which every ingress with an IP and no ipMode
-// has VIP, as kube-apiserver defaults it for core Services.
-func defaultIPMode(lb *corev1.LoadBalancerStatus) *corev1.LoadBalancerStatus {
-	out := lb.DeepCopy()
-	for i := range out.Ingress {
-		if in := &out.Ingress[i]; in.IP != "" && in.IPMode == nil {
-			vip := corev1.LoadBalancerIPModeVIP
-			in.IPMode = &vip
-		}
-	}
-	return out
-}
-
-// fingerprint hashes everything of the Service a provider may act on, except what
-// this reconciler writes itself (finalizers, status.loadBalancer, conditions), so
-// that any change to it, and nothing else, calls EnsureLoadBalancer again.
-// Annotations are included, as kube's service controller includes them: providers
-// are configured through them.
-func fingerprint(svc *v1alpha1.Service) uint64 {
-	h := fnv.New64a()
-	// Encoding a struct of API types cannot fail, and map keys are sorted.
-	_ = json.NewEncoder(h).Encode(struct {
-		UID                 types.UID
-		Labels, Annotations map[string]string
-		Spec                v1alpha1.ServiceSpec
-		ClusterIPs          []string
-		IPFamilies          []corev1.IPFamily
-		Ports               []v1alpha1.ServicePortStatus
-		HealthCheckNodePort int32
-	}{svc.UID, svc.Labels, svc.Annotations, svc.Spec, svc.Status.ClusterIPs, svc.Status.IPFamilies, svc.Status.Ports, svc.Status.HealthCheckNodePort})
-	return h.Sum64()
+func failureCondition(f loadbalancer.Failure) *metav1.Condition {
+	return &metav1.Condition{Status: metav1.ConditionFalse, Reason: f.Reason, Message: f.Message}
 }
 
 func nodeNames(nodes []*corev1.Node) []string {
@@ -473,57 +400,15 @@ func nodeNames(nodes []*corev1.Node) []string {
 	return names
 }
 
-// state returns a copy of what is remembered of the Service; nothing is remembered
-// of another Service of the same name (another UID).
-func (r *LoadBalancerReconciler) state(key types.NamespacedName, uid types.UID) lbState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if s, ok := r.services[key]; ok && s.uid == uid {
-		return *s
-	}
-	return lbState{uid: uid}
-}
-
-// entry returns the Service's state for changing; the caller holds r.mu.
-func (r *LoadBalancerReconciler) entry(key types.NamespacedName, uid types.UID) *lbState {
-	s, ok := r.services[key]
-	if !ok || s.uid != uid {
-		s = &lbState{uid: uid}
-		r.services[key] = s
-	}
-	return s
-}
-
-func (r *LoadBalancerReconciler) succeeded(key types.NamespacedName, uid types.UID, provider string, inputs uint64, nodeSet string, lb corev1.LoadBalancerStatus) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	*r.entry(key, uid) = lbState{uid: uid, provider: provider, synced: true, inputs: inputs, nodes: nodeSet, status: lb}
-}
-
-func (r *LoadBalancerReconciler) forget(key types.NamespacedName) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.services, key)
-}
-
-// Resync has the Services ensured again soon, whatever they were synced with or
+// resync has the Services ensured again soon, whatever they were synced with or
 // how long their backoff is. Providers reach it through loadbalancer.Resyncer.
-func (r *LoadBalancerReconciler) Resync(keys ...types.NamespacedName) {
-	r.mu.Lock()
-	for _, key := range keys {
-		if s, ok := r.services[key]; ok {
-			s.synced, s.retryAt = false, time.Time{}
-		}
+func (r *LoadBalancerReconciler) resync(keys ...types.NamespacedName) {
+	r.tracker.Invalidate(keys...)
+	objs := make([]client.Object, len(keys))
+	for i, key := range keys {
+		objs[i] = &v1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 	}
-	queue := r.queue
-	r.mu.Unlock()
-	if queue == nil {
-		// Not started: every Service is reconciled, and ensured, when it starts.
-		return
-	}
-	for _, key := range keys {
-		queue.Add(reconcile.Request{NamespacedName: key})
-	}
+	r.wake.wake(objs...)
 }
 
 // restore lets every provider that keeps state rebuild it from the Services it
@@ -580,21 +465,22 @@ func (r *LoadBalancerReconciler) restore(ctx context.Context) error {
 	return nil
 }
 
-// SetupWithManager registers the reconciler with the manager. It watches Services
-// and the eligibility of Nodes, and hands itself to every provider that resyncs.
+// SetupWithManager registers the reconciler with the manager. It watches Services,
+// the eligibility of Nodes and the wake-ups of providers that resync.
 func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Providers == nil {
 		return errors.New("LoadBalancerReconciler needs a provider registry")
 	}
-	r.services = map[types.NamespacedName]*lbState{}
+	r.tracker = loadbalancer.NewTracker(r.MinRetryDelay, r.MaxRetryDelay, r.Clock)
+	r.wake = newWakeups()
 	for _, name := range r.Providers.Names() {
 		provider, _ := r.Providers.Get(name)
 		if rs, ok := provider.(loadbalancer.Resyncer); ok {
-			rs.SetResync(r.Resync)
+			rs.SetResync(r.resync)
 		}
 	}
 	// Restore as soon as this replica leads, not at the first Service event: pool
-	// usage is only written once the provider knows what is held, and there may be
+	// usage is only known once the provider knows what is held, and there may be
 	// no LoadBalancer Service to reconcile for a long time.
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		_ = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
@@ -611,12 +497,7 @@ func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Service{}, builder.WithPredicates(predicate.NewPredicateFuncs(isLoadBalancerOrOurs))).
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.servicesOfNodes), builder.WithPredicates(nodeSetChanged)).
-		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.queue = q
-			return nil
-		})).
+		WatchesRawSource(r.wake.source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
 		Named("loadbalancer").
 		Complete(r)

@@ -427,6 +427,33 @@ var _ = Describe("LoadBalancer", func() {
 		Expect(fakeLB.callsOf(key, "Ensure")).To(HaveLen(1))
 	})
 
+	It("writes the ingress and the EXTERNAL-IP column that shows it in one status write", func() {
+		wc, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+		Expect(err).NotTo(HaveOccurred())
+		w, err := wc.Watch(suiteCtx, &v1alpha1.ServiceList{}, client.InNamespace(ns), client.MatchingFields{"metadata.name": "column"})
+		Expect(err).NotTo(HaveOccurred())
+		defer w.Stop()
+
+		svc := lbReady(create(lbService(ns, "column", withClass(fakeClass))))
+		ip := ingressIPs(svc)[0]
+		var versions []string // "ingress display" of every version the watch saw
+		Eventually(func() string {
+			for {
+				select {
+				case e := <-w.ResultChan():
+					if s, ok := e.Object.(*v1alpha1.Service); ok {
+						versions = append(versions, fmt.Sprintf("%v %s", ingressIPs(s), s.Status.Display.ExternalIP))
+					}
+				default:
+					return versions[len(versions)-1]
+				}
+			}
+		}, timeout, 20*time.Millisecond).Should(Equal(fmt.Sprintf("[%s] %s", ip, ip)))
+		for _, v := range versions {
+			Expect(v).NotTo(Equal(fmt.Sprintf("[%s] <pending>", ip)), "a version showed the ingress but not its column: %v", versions)
+		}
+	})
+
 	It("ensures again when the spec changes", func() {
 		svc := lbReady(create(lbService(ns, "grow", withClass(fakeClass))))
 		key := client.ObjectKeyFromObject(svc)
@@ -787,49 +814,5 @@ func inRange(first, last string) OmegaMatcher {
 	}, BeTrue())
 }
 
-var _ = Describe("LoadBalancerReconciler helpers", func() {
-	It("backs off from the minimum, doubling, up to the maximum, with kube's defaults", func() {
-		r := &LoadBalancerReconciler{}
-		var got []time.Duration
-		for n := 1; n <= 9; n++ {
-			got = append(got, r.backoff(n))
-		}
-		Expect(got).To(Equal([]time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 300 * time.Second, 300 * time.Second, 300 * time.Second}))
-		r = &LoadBalancerReconciler{MinRetryDelay: testMinRetry, MaxRetryDelay: testMaxRetry}
-		Expect(r.backoff(1)).To(Equal(testMinRetry))
-		Expect(r.backoff(1000)).To(Equal(testMaxRetry), "no overflow after many failures")
-	})
-
-	It("defaults the ipMode of IP ingress to VIP, as kube-apiserver does, and keeps the provider's", func() {
-		proxy := corev1.LoadBalancerIPModeProxy
-		in := &corev1.LoadBalancerStatus{Ingress: []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}, {IP: "192.0.2.2", IPMode: &proxy}, {Hostname: "lb.example.com"}}}
-		out := defaultIPMode(in)
-		Expect(out.Ingress[0].IPMode).To(HaveValue(Equal(corev1.LoadBalancerIPModeVIP)))
-		Expect(out.Ingress[1].IPMode).To(HaveValue(Equal(corev1.LoadBalancerIPModeProxy)))
-		Expect(out.Ingress[2].IPMode).To(BeNil(), "a hostname has no ipMode")
-		Expect(in.Ingress[0].IPMode).To(BeNil(), "the provider's status is not modified")
-	})
-
-	It("fingerprints what a provider acts on and nothing it writes itself", func() {
-		svc := lbService("ns", "web")
-		base := fingerprint(svc)
-		same := svc.DeepCopy()
-		same.Finalizers = []string{v1alpha1.FinalizerLoadBalancerCleanup}
-		same.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.1"}}
-		same.Status.Conditions = []metav1.Condition{{Type: ConditionLoadBalancerReady}}
-		same.Status.Display.ExternalIP = "192.0.2.1"
-		same.ResourceVersion = "42"
-		Expect(fingerprint(same)).To(Equal(base))
-		for _, change := range []func(*v1alpha1.Service){
-			withAnnotation(v1alpha1.AnnotationLoadBalancerIPPool, "p"),
-			func(s *v1alpha1.Service) { s.Labels = map[string]string{"team": "blue"} },
-			func(s *v1alpha1.Service) { s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"} },
-			func(s *v1alpha1.Service) { s.Status.Ports = []v1alpha1.ServicePortStatus{{Port: 80, NodePort: 30080}} },
-			func(s *v1alpha1.Service) { s.Status.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol} },
-		} {
-			changed := svc.DeepCopy()
-			change(changed)
-			Expect(fingerprint(changed)).NotTo(Equal(base))
-		}
-	})
-})
+// The tracker's decisions, the backoff, the fingerprint and the ipMode default are
+// table-tested in controllers/loadbalancer (tracker_test.go).

@@ -20,9 +20,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
-	"sync"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -31,8 +33,10 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers/loadbalancer/ippool"
@@ -44,19 +48,22 @@ const (
 	ReasonNoOverlap         = "NoOverlap"
 )
 
+// restoreWait is how often a pool's status is tried again while the load balancer
+// reconciler has not yet restored which addresses Services hold.
+const restoreWait = time.Second
+
 // LoadBalancerIPPoolReconciler feeds LoadBalancerIPPools to the ippool provider and
 // writes back what the provider makes of them: how many addresses are used and free,
 // whether every entry is valid, and which other pools share addresses. The decisions
-// are the provider's; this is glue.
+// are the provider's; this is glue. A pool's use changes when a Service's
+// status.loadBalancer takes or gives up one of its addresses, and its overlaps when
+// another pool changes: both are watches, mapped to the pools concerned.
 type LoadBalancerIPPoolReconciler struct {
 	client.Client
 	// APIReader reads straight from the API server for Load, which runs before the
 	// cache may have synced.
 	APIReader client.Reader
 	Pools     *ippool.Provider
-
-	mu    sync.Mutex
-	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
 }
 
 // +kubebuilder:rbac:groups=networking.svcplane.io,resources=loadbalancerippools,verbs=get;list;watch
@@ -79,9 +86,8 @@ func (r *LoadBalancerIPPoolReconciler) Reconcile(ctx context.Context, req ctrl.R
 	}
 	r.Pools.SetPool(pool)
 	if !r.Pools.Restored() {
-		// Until the Services' addresses are restored the counts mean nothing; the
-		// restore queues every pool again.
-		return ctrl.Result{}, nil
+		// Until the Services' addresses are restored the counts mean nothing.
+		return ctrl.Result{RequeueAfter: restoreWait}, nil
 	}
 	st, ok := r.Pools.Status(pool.Name)
 	if !ok {
@@ -133,36 +139,99 @@ func (r *LoadBalancerIPPoolReconciler) Load(ctx context.Context) error {
 	return nil
 }
 
-// poolsChanged queues the pools whose use changed, for their status.
-func (r *LoadBalancerIPPoolReconciler) poolsChanged(names ...string) {
-	r.mu.Lock()
-	queue := r.queue
-	r.mu.Unlock()
-	if queue == nil {
-		// Not started: every pool is reconciled when it starts.
-		return
-	}
-	for _, name := range names {
-		queue.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
-	}
-}
-
 // SetupWithManager registers the reconciler with the manager.
 func (r *LoadBalancerIPPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Pools == nil {
 		return errors.New("LoadBalancerIPPoolReconciler needs the ippool provider")
 	}
-	r.Pools.SetPoolsChanged(r.poolsChanged)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.LoadBalancerIPPool{}).
-		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.queue = q
-			return nil
-		})).
+		Watches(&v1alpha1.LoadBalancerIPPool{}, r.otherPools()).
+		Watches(&v1alpha1.Service{}, r.poolsOfIngress()).
 		Named("loadbalancerippool").
 		Complete(r)
+}
+
+// otherPools queues every pool when one is created, changes its spec or is deleted,
+// since their overlaps may change. The provider learns of the change first, here,
+// so that those passes see it whatever order they run in.
+func (r *LoadBalancerIPPoolReconciler) otherPools() handler.TypedEventHandler[client.Object, reconcile.Request] {
+	queueAll := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		list := &v1alpha1.LoadBalancerIPPoolList{}
+		if err := r.List(ctx, list); err != nil {
+			logf.FromContext(ctx).Error(err, "listing LoadBalancerIPPools for a pool change")
+			return
+		}
+		for i := range list.Items {
+			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: list.Items[i].Name}})
+		}
+	}
+	set := func(obj client.Object) {
+		if pool, ok := obj.(*v1alpha1.LoadBalancerIPPool); ok {
+			if pool.DeletionTimestamp.IsZero() {
+				r.Pools.SetPool(pool)
+			} else {
+				r.Pools.DeletePool(pool.Name)
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			set(e.Object)
+			queueAll(ctx, q)
+		},
+		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() || e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero() {
+				set(e.ObjectNew)
+				queueAll(ctx, q)
+			}
+		},
+		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.Pools.DeletePool(e.Object.GetName())
+			queueAll(ctx, q)
+		},
+	}
+}
+
+// poolsOfIngress queues the pools that contain an address a Service's
+// status.loadBalancer took or gave up: the provider changed their use before the
+// load balancer reconciler wrote that status.
+func (r *LoadBalancerIPPoolReconciler) poolsOfIngress() handler.TypedEventHandler[client.Object, reconcile.Request] {
+	queue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], statuses ...*corev1.LoadBalancerStatus) {
+		var ips []netip.Addr
+		for _, st := range statuses {
+			for _, in := range st.Ingress {
+				if ip, err := netip.ParseAddr(in.IP); err == nil {
+					ips = append(ips, ip.Unmap())
+				}
+			}
+		}
+		if len(ips) == 0 {
+			return
+		}
+		for _, name := range r.Pools.PoolsContaining(ips...) {
+			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
+		}
+	}
+	lbOf := func(obj client.Object) *corev1.LoadBalancerStatus {
+		if svc, ok := obj.(*v1alpha1.Service); ok {
+			return &svc.Status.LoadBalancer
+		}
+		return &corev1.LoadBalancerStatus{}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			queue(q, lbOf(e.Object))
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if old, cur := lbOf(e.ObjectOld), lbOf(e.ObjectNew); !equality.Semantic.DeepEqual(old, cur) {
+				queue(q, old, cur)
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			queue(q, lbOf(e.Object))
+		},
+	}
 }
 
 var _ reconcile.Reconciler = &LoadBalancerIPPoolReconciler{}

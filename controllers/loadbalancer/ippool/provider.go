@@ -60,8 +60,7 @@ type Provider struct {
 	waiting  map[types.NamespacedName]bool
 	restored bool
 
-	resync       func(...types.NamespacedName)
-	poolsChanged func(...string)
+	resync func(...types.NamespacedName)
 }
 
 var (
@@ -73,12 +72,11 @@ var (
 // New returns a Provider with no pools and nothing held.
 func New() *Provider {
 	return &Provider{
-		pools:        map[string]*pool{},
-		holders:      map[types.NamespacedName][]netip.Addr{},
-		owners:       map[netip.Addr]types.NamespacedName{},
-		waiting:      map[types.NamespacedName]bool{},
-		resync:       func(...types.NamespacedName) {},
-		poolsChanged: func(...string) {},
+		pools:   map[string]*pool{},
+		holders: map[types.NamespacedName][]netip.Addr{},
+		owners:  map[netip.Addr]types.NamespacedName{},
+		waiting: map[types.NamespacedName]bool{},
+		resync:  func(...types.NamespacedName) {},
 	}
 }
 
@@ -87,15 +85,6 @@ func (p *Provider) SetResync(resync func(...types.NamespacedName)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.resync = resync
-}
-
-// SetPoolsChanged sets the function called, without the provider's lock held, with
-// the names of pools whose use or overlap changed, so that their status can be
-// written again.
-func (p *Provider) SetPoolsChanged(changed func(...string)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.poolsChanged = changed
 }
 
 // GetLoadBalancerName implements loadbalancer.Provider.
@@ -144,9 +133,8 @@ func (p *Provider) EnsureLoadBalancer(_ context.Context, svc *v1alpha1.Service, 
 	poolName := svc.Annotations[v1alpha1.AnnotationLoadBalancerIPPool]
 
 	p.mu.Lock()
-	held, fresh, err := p.ensureLocked(svc, key, families, want, poolName)
+	held, _, err := p.ensureLocked(svc, key, families, want, poolName)
 	var resync []types.NamespacedName
-	var changed []string
 	if err != nil {
 		if isWaiting(err) {
 			p.waiting[key] = true
@@ -155,18 +143,14 @@ func (p *Provider) EnsureLoadBalancer(_ context.Context, svc *v1alpha1.Service, 
 		}
 	} else {
 		delete(p.waiting, key)
-		released := p.commitLocked(key, held)
-		if len(fresh) > 0 || len(released) > 0 {
-			changed = p.poolsOfLocked(append(fresh, released...))
-		}
-		if len(released) > 0 {
+		if released := p.commitLocked(key, held); len(released) > 0 {
 			resync = p.waitingLocked()
 		}
 	}
-	notifyResync, notifyPools := p.resync, p.poolsChanged
+	notifyResync := p.resync
 	p.mu.Unlock()
 
-	p.notify(notifyResync, resync, notifyPools, changed)
+	p.notify(notifyResync, resync)
 	if err != nil {
 		return nil, err
 	}
@@ -310,19 +294,17 @@ func (p *Provider) EnsureLoadBalancerDeleted(_ context.Context, svc *v1alpha1.Se
 	delete(p.waiting, key)
 	held, ok := p.holders[key]
 	var resync []types.NamespacedName
-	var changed []string
 	if ok {
 		for _, ip := range held {
 			p.unmarkLocked(ip)
 			delete(p.owners, ip)
 		}
 		delete(p.holders, key)
-		changed = p.poolsOfLocked(held)
 		resync = p.waitingLocked()
 	}
-	notifyResync, notifyPools := p.resync, p.poolsChanged
+	notifyResync := p.resync
 	p.mu.Unlock()
-	p.notify(notifyResync, resync, notifyPools, changed)
+	p.notify(notifyResync, resync)
 	return nil
 }
 
@@ -362,10 +344,7 @@ func (p *Provider) Restore(services []*v1alpha1.Service) []loadbalancer.Problem 
 		}
 	}
 	p.restored = true
-	all := sortedKeys(p.pools)
-	notifyPools := p.poolsChanged
 	p.mu.Unlock()
-	notifyPools(all...)
 	return problems
 }
 
@@ -394,10 +373,9 @@ func (p *Provider) SetPool(obj *v1alpha1.LoadBalancerIPPool) {
 	}
 	p.pools[obj.Name] = np
 	resync := p.affectedLocked(old, np)
-	all := sortedKeys(p.pools)
-	notifyResync, notifyPools := p.resync, p.poolsChanged
+	notifyResync := p.resync
 	p.mu.Unlock()
-	p.notify(notifyResync, resync, notifyPools, all)
+	p.notify(notifyResync, resync)
 }
 
 // DeletePool removes a pool. The addresses Services hold in it stay theirs until
@@ -411,10 +389,9 @@ func (p *Provider) DeletePool(name string) {
 	}
 	delete(p.pools, name)
 	resync := p.affectedLocked(old, nil)
-	all := sortedKeys(p.pools)
-	notifyResync, notifyPools := p.resync, p.poolsChanged
+	notifyResync := p.resync
 	p.mu.Unlock()
-	p.notify(notifyResync, resync, notifyPools, all)
+	p.notify(notifyResync, resync)
 }
 
 // affectedLocked returns the waiting Services and those holding an address in
@@ -464,6 +441,15 @@ func (p *Provider) Status(name string) (PoolStatus, bool) {
 	return st, true
 }
 
+// PoolsContaining returns the names of the pools that contain any of the
+// addresses, sorted: the pools whose use changes when those addresses are taken or
+// released.
+func (p *Provider) PoolsContaining(ips ...netip.Addr) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.poolsOfLocked(ips)
+}
+
 // Holds returns the addresses the Service holds, in family order.
 func (p *Provider) Holds(key types.NamespacedName) []netip.Addr {
 	p.mu.Lock()
@@ -507,13 +493,10 @@ func (p *Provider) waitingLocked() []types.NamespacedName {
 	return sortedNames(p.waiting)
 }
 
-// notify calls the hooks, outside the lock: they may call back into the provider.
-func (p *Provider) notify(resync func(...types.NamespacedName), keys []types.NamespacedName, changed func(...string), pools []string) {
+// notify calls resync outside the lock: it may call back into the provider.
+func (p *Provider) notify(resync func(...types.NamespacedName), keys []types.NamespacedName) {
 	if len(keys) > 0 {
 		resync(keys...)
-	}
-	if len(pools) > 0 {
-		changed(pools...)
 	}
 }
 

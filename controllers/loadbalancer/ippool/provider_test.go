@@ -35,13 +35,12 @@ import (
 
 var ctx = context.Background()
 
-// harness is a Provider with its notifications recorded.
+// harness is a Provider with its resyncs recorded.
 type harness struct {
 	*Provider
 	t       *testing.T
 	mu      sync.Mutex
 	resyncs []types.NamespacedName
-	changed []string
 }
 
 func newHarness(t *testing.T, pools ...*v1alpha1.LoadBalancerIPPool) *harness {
@@ -51,17 +50,11 @@ func newHarness(t *testing.T, pools ...*v1alpha1.LoadBalancerIPPool) *harness {
 		defer h.mu.Unlock()
 		h.resyncs = append(h.resyncs, keys...)
 	})
-	h.SetPoolsChanged(func(names ...string) {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.changed = append(h.changed, names...)
-	})
 	for _, p := range pools {
 		h.SetPool(p)
 	}
 	h.Restore(nil)
 	h.takeResyncs()
-	h.takeChanged()
 	return h
 }
 
@@ -73,15 +66,6 @@ func (h *harness) takeResyncs() []string {
 		out = append(out, k.String())
 	}
 	h.resyncs = nil
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-func (h *harness) takeChanged() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := h.changed
-	h.changed = nil
 	slices.Sort(out)
 	return slices.Compact(out)
 }
@@ -309,8 +293,8 @@ func TestExhaustionAndRecovery(t *testing.T) {
 	if !slices.Equal(got, []string{"198.51.100.10", "198.51.100.11"}) {
 		t.Fatalf("got %v, want both addresses", got)
 	}
-	if h.takeChanged() == nil {
-		t.Error("taking addresses did not report the pool's use")
+	if pools := h.PoolsContaining(netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("203.0.113.1")); !slices.Equal(pools, []string{"small"}) {
+		t.Errorf("PoolsContaining = %v, want the pool whose use taking the address changed", pools)
 	}
 	if msg := h.ensureFails(c); msg != `failed to allocate a load balancer IPv4 address from LoadBalancerIPPool "small": range is full` {
 		t.Errorf("exhausted: %q", msg)
@@ -326,8 +310,8 @@ func TestExhaustionAndRecovery(t *testing.T) {
 	if got := h.takeResyncs(); !slices.Equal(got, []string{"a/c"}) {
 		t.Errorf("the release resynced %v, want the waiting Service", got)
 	}
-	if got := h.takeChanged(); !slices.Equal(got, []string{"small"}) {
-		t.Errorf("the release reported pools %v", got)
+	if got := h.usage("small"); got != [2]int64{1, 1} {
+		t.Errorf("usage after the release = %v", got)
 	}
 	if got := h.ensure(c); got[0] != freed[0].String() {
 		t.Errorf("the waiting Service got %v, want the freed %v", got, freed)

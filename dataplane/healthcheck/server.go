@@ -190,10 +190,14 @@ func ServeListener(ctx context.Context, ln net.Listener, handler http.Handler) e
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// ctx is done; the shutdown gets its values but a deadline of its own.
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
-		<-errc
+		// Serve returns http.ErrServerClosed once Shutdown has begun.
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 		return nil
 	}
 }

@@ -335,6 +335,7 @@ type ServiceDisplay struct {
 // +kubebuilder:printcolumn:name="Cluster-IP",type=string,JSONPath=`.status.clusterIP`
 // +kubebuilder:printcolumn:name="External-IP",type=string,JSONPath=`.status.display.externalIP`
 // +kubebuilder:printcolumn:name="Port(s)",type=string,JSONPath=`.status.display.ports`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Allocated")].reason`,description="The Allocated condition's reason: Allocated, or why the Service has no address or node port (ClusterIPAlreadyAllocated, NodePortRangeFull, ...)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Selector",type=string,JSONPath=`.spec.selector`,priority=1
 

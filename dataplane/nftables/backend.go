@@ -1,0 +1,457 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package nftables
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/knftables"
+
+	"github.com/svcplane/svcplane/dataplane/model"
+)
+
+// Options configures a Backend.
+type Options struct {
+	// Interfaces reach the kernel, one per family the backend programs, each
+	// bound to that family's TableName table (knftables.New(knftables.IPv4Family,
+	// TableName), or a knftables.Fake in tests); at least one is required.
+	Interfaces map[model.Family]knftables.Interface
+	// MasqueradeBit is the packet mark bit asking for masquerade, 0 to 31;
+	// DefaultMasqueradeBit when nil.
+	MasqueradeBit *int
+	// Now is the clock of SyncStats; time.Now when nil.
+	Now func() time.Time
+}
+
+// SyncStats describes one family's last Sync, for logs, metrics and benchmarks.
+type SyncStats struct {
+	// Full reports whether it was a full sync; Tampered whether it became one
+	// because the table was flushed or deleted by someone else.
+	Full, Tampered bool
+	// Start is when it started; Check how long looking for tampering took (a
+	// partial sync does it first), List how long a full sync's listing of the
+	// table took, Render how long building the transaction took and Apply how
+	// long nft took to run it.
+	Start                      time.Time
+	Check, List, Render, Apply time.Duration
+	// Operations is the number of operations in the transaction.
+	Operations int
+	// ServicePorts is the number of service ports in the family; Chains the
+	// number of per-service-port chains written, Deleted the objects deleted
+	// and Elements the map and set elements added or deleted.
+	ServicePorts, Chains, Deleted, Elements int
+	// Conflicts counts service addresses claimed by more than one service port;
+	// only the first (in name order) gets them.
+	Conflicts int
+	// Err is the sync's error, nil when it succeeded.
+	Err error
+
+	tx *knftables.Transaction
+}
+
+// Bytes returns the size of the transaction's nft text.
+func (s SyncStats) Bytes() int {
+	if s.tx == nil {
+		return 0
+	}
+	return len(s.tx.String())
+}
+
+// Backend is the nftables backend: a dataplane.Backend, dataplane.FullSyncer and
+// dataplane.WriteReporter. It is safe for concurrent use; syncs are serialised.
+type Backend struct {
+	families []model.Family
+	nft      map[model.Family]knftables.Interface
+	now      func() time.Time
+
+	mu    sync.Mutex
+	state map[model.Family]*familyState
+}
+
+// familyState is what the backend knows about one family's table.
+type familyState struct {
+	renderer *renderer
+	// applied is what the last successful sync left in the table; nil when that
+	// is unknown (at start, after a failure, after Cleanup).
+	applied  *record
+	needFull bool
+	last     SyncStats
+}
+
+// record is what a successful sync applied.
+type record struct {
+	fixedHash uint64
+	chains    map[string]uint64
+	sets      map[string]bool
+	elements  map[string]map[string]element
+}
+
+// New returns a Backend. Its first Sync is a full one.
+func New(opts Options) (*Backend, error) {
+	if len(opts.Interfaces) == 0 {
+		return nil, errors.New("nftables backend: at least one nftables interface is required")
+	}
+	bit := DefaultMasqueradeBit
+	if opts.MasqueradeBit != nil {
+		bit = *opts.MasqueradeBit
+	}
+	if bit < 0 || bit > 31 {
+		return nil, fmt.Errorf("nftables backend: masquerade bit %d is not in [0, 31]", bit)
+	}
+	b := &Backend{nft: opts.Interfaces, now: opts.Now, state: map[model.Family]*familyState{}}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	for _, f := range model.Families {
+		if nft, ok := opts.Interfaces[f]; ok && nft != nil {
+			b.families = append(b.families, f)
+			b.state[f] = &familyState{renderer: newRenderer(f, bit), needFull: true}
+		}
+	}
+	if len(b.families) != len(opts.Interfaces) {
+		return nil, errors.New("nftables backend: interfaces given for unknown families or nil")
+	}
+	return b, nil
+}
+
+// RequestFullSync makes the next Sync a full one for every family.
+func (b *Backend) RequestFullSync() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, fs := range b.state {
+		fs.needFull = true
+	}
+}
+
+// LastSync returns the statistics of family's last Sync.
+func (b *Backend) LastSync(family model.Family) SyncStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if fs := b.state[family]; fs != nil {
+		return fs.last
+	}
+	return SyncStats{}
+}
+
+// BytesWritten implements dataplane.WriteReporter: the size of the nft text of the
+// last sync of family.
+func (b *Backend) BytesWritten(family model.Family, since time.Time) (int, bool) {
+	st := b.LastSync(family)
+	if st.Start.IsZero() || st.Start.Before(since) || st.Err != nil {
+		return 0, false
+	}
+	return st.Bytes(), true
+}
+
+// Sync implements dataplane.Backend, with one nft transaction per family. A
+// partial sync first checks that the table still holds its nat-prerouting rule
+// (one `nft list chain`, the same cost at any size): a deleted table or a flushed
+// one (nft flush ruleset, nft flush table) makes it a full sync, which puts
+// everything back.
+func (b *Backend) Sync(ctx context.Context, desired *model.State) error {
+	if desired == nil {
+		// Level-triggered, a nil state would mean "no services" and wipe the
+		// node; it can only be a bug in the caller.
+		return errors.New("nftables backend: nil desired state")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, f := range b.families {
+		if err := b.syncFamily(ctx, f, desired.View(f)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View) (err error) {
+	fs, nft := b.state[f], b.nft[f]
+	log := logr.FromContextOrDiscard(ctx).WithValues("family", f.String())
+	full := fs.needFull || fs.applied == nil
+	stats := SyncStats{Start: b.now(), ServicePorts: len(v.ServicePorts)}
+	if !full {
+		rules, err := nft.ListRules(ctx, chainNATPrerouting)
+		stats.Check = b.now().Sub(stats.Start)
+		switch {
+		case err != nil && !knftables.IsNotFound(err):
+			log.Error(err, "cannot tell whether the table is still in place; resyncing fully")
+			full = true
+		case err != nil || len(rules) == 0:
+			log.Info("the table was flushed or deleted by something else; resyncing fully", "table", TableName)
+			full, stats.Tampered = true, true
+		}
+	}
+	stats.Full = full
+	defer func() {
+		stats.Err = err
+		fs.last = stats
+		if err != nil {
+			// The transaction failed as a whole, so the table holds what it
+			// held; but a failure may come from a table changed behind our
+			// back, which only a full sync repairs.
+			fs.applied, fs.needFull = nil, true
+		}
+	}()
+
+	var existing *listing
+	if full {
+		listStart := b.now()
+		existing, err = list(ctx, nft)
+		if err != nil {
+			return fmt.Errorf("listing the table: %w", err)
+		}
+		stats.List = b.now().Sub(listStart)
+	}
+
+	renderStart := b.now()
+	d := fs.renderer.render(v)
+	tx := nft.NewTransaction()
+	n := write(tx, f, d, fs.applied, existing)
+	applyStart := b.now()
+	stats.Render = applyStart.Sub(renderStart)
+	stats.Chains, stats.Deleted, stats.Elements, stats.Conflicts = n.chains, n.deleted, n.elements, d.conflicts
+	stats.Operations, stats.tx = tx.NumOperations(), tx
+	if err := nft.Run(ctx, tx); err != nil {
+		return err
+	}
+	stats.Apply = b.now().Sub(applyStart)
+	fs.applied, fs.needFull = d.record(), false
+	return nil
+}
+
+func (d *desired) record() *record {
+	sets := make(map[string]bool, len(d.sets))
+	for name := range d.sets {
+		sets[name] = true
+	}
+	return &record{fixedHash: d.fixedHash, chains: d.hashes, sets: sets, elements: d.elements}
+}
+
+// listing is what a full sync finds in the kernel's table.
+type listing struct {
+	chains, sets, maps []string
+}
+
+// list lists the table's chains, sets and maps: names only, not rules. A missing
+// table is an empty listing.
+func list(ctx context.Context, nft knftables.Interface) (*listing, error) {
+	var l listing
+	for _, what := range []struct {
+		kind string
+		into *[]string
+	}{{"chain", &l.chains}, {"set", &l.sets}, {"map", &l.maps}} {
+		names, err := nft.List(ctx, what.kind)
+		if err != nil && !knftables.IsNotFound(err) {
+			return nil, err
+		}
+		*what.into = names
+	}
+	return &l, nil
+}
+
+// written counts what write put in a transaction.
+type written struct {
+	chains, deleted, elements int
+}
+
+// write fills tx with what takes the table from prev (nil on a full sync, where
+// existing is what the kernel holds) to d.
+func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, existing *listing) written {
+	var n written
+	full := prev == nil
+	if full {
+		prev = &record{}
+	}
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("svcplane Services; rules managed by svcplane-agent, do not edit")})
+	fixedMaps, fixedSets := fixedContainers(f)
+	for _, m := range fixedMaps {
+		tx.Add(m)
+	}
+	for _, s := range fixedSets {
+		tx.Add(s)
+	}
+	for _, name := range sortedKeys(d.sets) {
+		if full || !prev.sets[name] {
+			tx.Add(d.sets[name])
+		}
+	}
+
+	// Chains first, then their rules, so that every goto finds its chain.
+	fixedChanged := full || prev.fixedHash != d.fixedHash
+	if fixedChanged {
+		for _, c := range d.fixed {
+			tx.Add(c.chain)
+		}
+	}
+	var changed []string
+	for _, name := range d.chainList {
+		if full || prev.chains[name] != d.hashes[name] {
+			changed = append(changed, name)
+			tx.Add(&knftables.Chain{Name: name})
+		}
+	}
+	if fixedChanged {
+		for _, c := range d.fixed {
+			tx.Flush(c.chain)
+			for _, r := range c.rules {
+				tx.Add(&knftables.Rule{Chain: c.chain.Name, Rule: r})
+			}
+		}
+	}
+	for _, name := range changed {
+		tx.Flush(&knftables.Chain{Name: name})
+		for _, r := range d.chains[name] {
+			tx.Add(&knftables.Rule{Chain: name, Rule: r})
+		}
+	}
+	n.chains = len(changed)
+
+	// Elements: a full sync rewrites the fixed maps and sets whole; a partial
+	// one deletes what went or changed, then adds what came or changed.
+	containers := make([]string, 0, len(d.elements))
+	for _, m := range fixedMaps {
+		containers = append(containers, m.Name)
+	}
+	for _, s := range fixedSets {
+		containers = append(containers, s.Name)
+	}
+	isMap := func(c string) bool {
+		return slices.ContainsFunc(fixedMaps, func(m *knftables.Map) bool { return m.Name == c })
+	}
+	elem := func(c string, e element) *knftables.Element {
+		if isMap(c) {
+			return &knftables.Element{Map: c, Key: e.key, Value: []string{e.value}}
+		}
+		return &knftables.Element{Set: c, Key: e.key}
+	}
+	for _, c := range containers {
+		want, had := d.elements[c], prev.elements[c]
+		if full {
+			if isMap(c) {
+				tx.Flush(&knftables.Map{Name: c})
+			} else {
+				tx.Flush(&knftables.Set{Name: c})
+			}
+		} else {
+			for _, k := range sortedKeys(had) {
+				if e, ok := want[k]; !ok || e.value != had[k].value {
+					tx.Delete(elem(c, had[k]))
+					n.elements++
+				}
+			}
+		}
+		for _, k := range sortedKeys(want) {
+			if e, ok := had[k]; full || !ok || e.value != want[k].value {
+				tx.Add(elem(c, want[k]))
+				n.elements++
+			}
+		}
+	}
+
+	// Stale objects: chains are flushed before any is deleted, since they may
+	// jump to each other; sets go after the chains that used them.
+	var staleChains, staleSets, staleMaps []string
+	if full {
+		fixed := map[string]bool{}
+		for _, c := range d.fixed {
+			fixed[c.chain.Name] = true
+		}
+		for _, c := range existing.chains {
+			if _, ok := d.chains[c]; !ok && !fixed[c] {
+				staleChains = append(staleChains, c)
+			}
+		}
+		for _, s := range existing.sets {
+			if _, ok := d.sets[s]; !ok && !slices.ContainsFunc(fixedSets, func(f *knftables.Set) bool { return f.Name == s }) {
+				staleSets = append(staleSets, s)
+			}
+		}
+		for _, m := range existing.maps {
+			if !isMap(m) {
+				staleMaps = append(staleMaps, m)
+			}
+		}
+	} else {
+		for c := range prev.chains {
+			if _, ok := d.chains[c]; !ok {
+				staleChains = append(staleChains, c)
+			}
+		}
+		for s := range prev.sets {
+			if _, ok := d.sets[s]; !ok {
+				staleSets = append(staleSets, s)
+			}
+		}
+	}
+	sort.Strings(staleChains)
+	sort.Strings(staleSets)
+	for _, c := range staleChains {
+		tx.Flush(&knftables.Chain{Name: c})
+	}
+	for _, c := range staleChains {
+		tx.Delete(&knftables.Chain{Name: c})
+	}
+	for _, s := range staleSets {
+		tx.Delete(&knftables.Set{Name: s})
+	}
+	for _, m := range staleMaps {
+		tx.Delete(&knftables.Map{Name: m})
+	}
+	n.deleted = len(staleChains) + len(staleSets) + len(staleMaps)
+	return n
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// Cleanup implements dataplane.Backend: it deletes the table of every family,
+// which takes every chain, map, set and hook with it. A missing table is fine.
+func (b *Backend) Cleanup(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, f := range b.families {
+		fs := b.state[f]
+		fs.applied, fs.needFull = nil, true
+		if err := deleteTable(ctx, b.nft[f]); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// deleteTable deletes nft's table, whether or not it exists: adding it first
+// makes the delete always find it, in one transaction.
+func deleteTable(ctx context.Context, nft knftables.Interface) error {
+	tx := nft.NewTransaction()
+	tx.Add(&knftables.Table{})
+	tx.Delete(&knftables.Table{})
+	if err := nft.Run(ctx, tx); err != nil {
+		return fmt.Errorf("deleting table %s: %w", TableName, err)
+	}
+	return nil
+}

@@ -81,6 +81,14 @@ func (h *Handler) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 	}
 }
 
+// Invalid counts a message the server could not parse; it implements
+// InvalidCounter.
+func (h *Handler) Invalid(_ []byte, _ error) {
+	if h.metrics != nil {
+		h.metrics.observe(0, mdns.RcodeFormatError, false, 0)
+	}
+}
+
 // Answer returns the answer to req, received over network, sized for the
 // client: truncated (TC set) when it does not fit the client's UDP buffer. It
 // reports whether an upstream was asked.
@@ -94,7 +102,10 @@ func (h *Handler) Answer(ctx context.Context, req *mdns.Msg, network string) (re
 	if req.Opcode != mdns.OpcodeQuery {
 		return failure(req, mdns.RcodeNotImplemented), false
 	}
-	if len(req.Question) != 1 || req.Response {
+	// A query has one question (RFC 9619); an answer, an update's records or
+	// more than an OPT and a TSIG in the additional section do not belong in
+	// one.
+	if len(req.Question) != 1 || req.Response || len(req.Answer) > 0 || len(req.Ns) > 0 || len(req.Extra) > 2 {
 		return failure(req, mdns.RcodeFormatError), false
 	}
 	size := mdns.MinMsgSize

@@ -40,27 +40,34 @@ type ServerOptions struct {
 	// Ready reports whether the zone holds everything that exists: /readyz
 	// fails until it does.
 	Ready func() bool
-	// Started, when set, is called with the DNS address once both listeners
-	// are open (useful with port 0).
-	Started func(udp, tcp net.Addr)
+	// Started, when set, is called with the addresses once every listener is
+	// open (useful with port 0).
+	Started func(Addrs)
+}
+
+// Addrs are the addresses a server listens on; nil for what it does not serve.
+type Addrs struct {
+	// DNS is the UDP address; TCP is served on the same port.
+	DNS             net.Addr
+	Health, Metrics net.Addr
 }
 
 // Serve answers DNS queries with h on UDP and TCP until ctx is done, and serves
 // the probes and metrics. It returns an error when a listener cannot be
 // opened or a server fails.
 func Serve(ctx context.Context, h mdns.Handler, opts ServerOptions, log logr.Logger) error {
-	pc, err := net.ListenPacket("udp", opts.Addr)
+	pc, ln, err := listen(opts.Addr)
 	if err != nil {
-		return fmt.Errorf("serving DNS over UDP: %w", err)
-	}
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		pc.Close()
-		return fmt.Errorf("serving DNS over TCP: %w", err)
+		return err
 	}
 	servers := []*mdns.Server{
 		{PacketConn: pc, Handler: h, MsgAcceptFunc: accept, UDPSize: mdns.MaxMsgSize},
 		{Listener: ln, Handler: h, MsgAcceptFunc: accept},
+	}
+	if ic, ok := h.(InvalidCounter); ok {
+		for _, s := range servers {
+			s.MsgInvalidFunc = ic.Invalid
+		}
 	}
 	httpServers, err := httpServers(opts, log)
 	if err != nil {
@@ -89,7 +96,16 @@ func Serve(ctx context.Context, h mdns.Handler, opts ServerOptions, log logr.Log
 	}
 	log.Info("serving DNS", "udp", pc.LocalAddr().String(), "tcp", ln.Addr().String())
 	if opts.Started != nil {
-		opts.Started(pc.LocalAddr(), ln.Addr())
+		addrs := Addrs{DNS: pc.LocalAddr()}
+		for _, hs := range httpServers {
+			if hs.addr == opts.HealthAddr {
+				addrs.Health = hs.ln.Addr()
+			}
+			if hs.addr == opts.MetricsAddr {
+				addrs.Metrics = hs.ln.Addr()
+			}
+		}
+		opts.Started(addrs)
 	}
 	select {
 	case <-ctx.Done():
@@ -108,9 +124,30 @@ func Serve(ctx context.Context, h mdns.Handler, opts ServerOptions, log logr.Log
 	return err
 }
 
+// listen opens the UDP and TCP listeners of addr, on one port even when addr
+// asks for any (port 0).
+func listen(addr string) (net.PacketConn, net.Listener, error) {
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("serving DNS over UDP: %w", err)
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		// The port the kernel chose for UDP may be taken for TCP: choose again.
+		if _, port, _ := net.SplitHostPort(addr); port != "0" || attempt == 10 {
+			return nil, nil, fmt.Errorf("serving DNS over TCP: %w", err)
+		}
+	}
+}
+
 type httpServer struct {
-	srv *http.Server
-	ln  net.Listener
+	addr string // as configured
+	srv  *http.Server
+	ln   net.Listener
 }
 
 // httpServers opens the listeners of /healthz, /readyz and /metrics.
@@ -148,21 +185,25 @@ func httpServers(opts ServerOptions, log logr.Logger) ([]httpServer, error) {
 			return nil, fmt.Errorf("serving HTTP on %s: %w", addr, err)
 		}
 		log.Info("serving HTTP", "address", ln.Addr().String())
-		out = append(out, httpServer{srv: &http.Server{Handler: muxes[addr], ReadHeaderTimeout: 5 * time.Second}, ln: ln})
+		out = append(out, httpServer{addr: addr, srv: &http.Server{Handler: muxes[addr], ReadHeaderTimeout: 5 * time.Second}, ln: ln})
 	}
 	return out, nil
 }
 
-// accept is the servers' MsgAcceptFunc: mdns's default, except that every
-// opcode but QUERY (NOTIFY, UPDATE, ...) is answered NOTIMP, since the zone
-// is read-only and has no secondaries.
+// accept is the servers' MsgAcceptFunc. It lets every query through to the
+// Handler, which answers what it does not implement with NOTIMP and what is
+// malformed with FORMERR, and counts them; only answers are dropped, since
+// answering one could start a loop between two servers.
 func accept(dh mdns.Header) mdns.MsgAcceptAction {
 	const qr = 1 << 15
 	if dh.Bits&qr != 0 {
-		return mdns.MsgIgnore // an answer: never answer one
+		return mdns.MsgIgnore
 	}
-	if opcode := int(dh.Bits>>11) & 0xF; opcode != mdns.OpcodeQuery {
-		return mdns.MsgRejectNotImplemented
-	}
-	return mdns.DefaultMsgAcceptFunc(dh)
+	return mdns.MsgAccept
+}
+
+// InvalidCounter is implemented by a handler that counts the messages the
+// server could not parse (and answered FORMERR, if their header could be read).
+type InvalidCounter interface {
+	Invalid(m []byte, err error)
 }

@@ -23,8 +23,6 @@ import (
 	"slices"
 	"strings"
 
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/conntrack"
 	"github.com/svcplane/svcplane/dataplane/iptables"
@@ -102,7 +100,7 @@ func NewBackendWith(ctx context.Context, opts BackendOptions) (dataplane.Backend
 	if err != nil {
 		return nil, err
 	}
-	return withConntrack(ctx, b), nil
+	return withConntrack(b)
 }
 
 func lookupMode(mode string) (Mode, error) {
@@ -145,15 +143,14 @@ func Cleanup(ctx context.Context, opts BackendOptions) error {
 
 // withConntrack wraps b so that the conntrack entries of UDP flows to endpoints
 // that went away are cleared after each sync, as kube-proxy clears them; there is
-// no flag to turn that off, as kube-proxy has none. A node without the conntrack
-// CLI (conntrack-tools) is still programmed, with one log line: stale flows then
-// last until they expire.
-func withConntrack(ctx context.Context, b dataplane.Backend) dataplane.Backend {
-	exec := &conntrack.Exec{}
-	if _, err := exec.Version(ctx); err != nil {
-		logf.FromContext(ctx).Info("stale UDP conntrack entries will not be cleared: the conntrack CLI does not work on this node; install conntrack-tools",
-			"error", err.Error())
-		return b
+// no flag to turn that off, as kube-proxy has none. The entries are cleared over
+// netlink in the agent's network namespace; a kernel that offers no netfilter
+// netlink socket is an error, not a node whose stale flows silently last until
+// they expire.
+func withConntrack(b dataplane.Backend) (dataplane.Backend, error) {
+	ct, err := conntrack.NewNetlink()
+	if err != nil {
+		return nil, fmt.Errorf("clearing stale UDP conntrack entries: %w", err)
 	}
-	return conntrack.NewBackend(b, exec)
+	return conntrack.NewBackend(b, ct), nil
 }

@@ -190,7 +190,7 @@ func (b *Backend) RequestFullSync() {
 }
 
 // BytesWritten implements dataplane.WriteReporter for the wrapped backend, when it
-// is one: the conntrack CLI writes no rules.
+// is one: clearing conntrack entries writes no rules.
 func (b *Backend) BytesWritten(family model.Family, since time.Time) (int, bool) {
 	if wr, ok := b.inner.(dataplane.WriteReporter); ok {
 		return wr.BytesWritten(family, since)

@@ -28,7 +28,8 @@ limitations under the License.
 //
 // Stale computes what to clear from two desired states, and Scan from one state
 // and the entries the kernel lists, for the first sync after a start (plain Go);
-// Exec lists and deletes entries with the conntrack CLI, Fake is a strict
-// in-memory conntrack table for tests; Backend wraps another dataplane.Backend and
-// clears after each Sync that succeeded.
+// Netlink lists and deletes entries over netlink (ctnetlink, through
+// github.com/vishvananda/netlink, as kube-proxy does), in the network namespace it
+// was opened in; Fake is a strict in-memory conntrack table for tests; Backend
+// wraps another dataplane.Backend and clears after each Sync that succeeded.
 package conntrack

@@ -19,8 +19,6 @@ package conntrack
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
-	"strings"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -57,89 +55,4 @@ func (e Entry) String() string {
 	return fmt.Sprintf("%s src=%s dst=%s sport=%d dport=%d src=%s dst=%s sport=%d dport=%d", proto,
 		e.Src.Addr(), e.Dst.Addr(), e.Src.Port(), e.Dst.Port(),
 		reply.Addr(), e.Src.Addr(), reply.Port(), e.Src.Port())
-}
-
-// parseEntries reads the entries of conntrack -L output of family, skipping
-// lines it cannot read (the CLI's summary line, protocols without ports).
-func parseEntries(family model.Family, out []byte) []Entry {
-	var entries []Entry
-	for _, line := range strings.Split(string(out), "\n") {
-		if e, ok := parseEntry(family, line); ok {
-			entries = append(entries, e)
-		}
-	}
-	return entries
-}
-
-// parseEntry reads one line of conntrack -L: "udp 17 29 src=A dst=B sport=1
-// dport=2 [UNREPLIED] src=C dst=A sport=3 dport=1 mark=0 use=1". The first
-// src/dst/sport/dport are the original direction, the second the reply expected;
-// a reply from elsewhere than the original destination means it was DNATed.
-func parseEntry(family model.Family, line string) (Entry, bool) {
-	fields := strings.Fields(line)
-	if len(fields) == 0 {
-		return Entry{}, false
-	}
-	e := Entry{Family: family}
-	switch fields[0] {
-	case "tcp":
-		e.Protocol = model.TCP
-	case "udp":
-		e.Protocol = model.UDP
-	case "sctp":
-		e.Protocol = model.SCTP
-	default:
-		return Entry{}, false
-	}
-	// tuples[0] is the original direction, tuples[1] the reply.
-	var tuples [2]struct {
-		src, dst     netip.Addr
-		sport, dport uint16
-	}
-	seen := map[string]int{}
-	for _, f := range fields[1:] {
-		key, value, ok := strings.Cut(f, "=")
-		if !ok {
-			continue
-		}
-		i := seen[key]
-		if i > 1 {
-			continue
-		}
-		seen[key]++
-		var err error
-		switch key {
-		case "src", "dst":
-			var a netip.Addr
-			if a, err = netip.ParseAddr(value); err == nil {
-				if key == "src" {
-					tuples[i].src = a
-				} else {
-					tuples[i].dst = a
-				}
-			}
-		case "sport", "dport":
-			var n uint64
-			if n, err = strconv.ParseUint(value, 10, 16); err == nil {
-				if key == "sport" {
-					tuples[i].sport = uint16(n)
-				} else {
-					tuples[i].dport = uint16(n)
-				}
-			}
-		}
-		if err != nil {
-			return Entry{}, false
-		}
-	}
-	orig, reply := tuples[0], tuples[1]
-	if !orig.src.IsValid() || !orig.dst.IsValid() || !reply.src.IsValid() || model.FamilyOf(orig.dst) != family {
-		return Entry{}, false
-	}
-	e.Src = netip.AddrPortFrom(orig.src, orig.sport)
-	e.Dst = netip.AddrPortFrom(orig.dst, orig.dport)
-	if from := netip.AddrPortFrom(reply.src, reply.sport); from != e.Dst {
-		e.DNAT = from
-	}
-	return e, true
 }

@@ -18,16 +18,14 @@ package conntrack
 
 import (
 	"context"
-	"fmt"
-	"net/netip"
 	"strings"
 	"sync"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
 
-// Fake is a conntrack table in memory. Its Delete selects entries as conntrack -D
-// does and refuses what conntrack refuses: a filter without a known protocol and
+// Fake is a conntrack table in memory. Its Delete selects entries as Netlink's
+// does and refuses the filters Netlink refuses: an unknown protocol or family,
 // addresses of another family than the filter's.
 type Fake struct {
 	mu      sync.Mutex
@@ -61,18 +59,8 @@ func (f *Fake) Delete(_ context.Context, flt Filter) (int, error) {
 	if f.Err != nil {
 		return 0, f.Err
 	}
-	switch flt.Protocol {
-	case model.TCP, model.UDP, model.SCTP:
-	default:
-		return 0, fmt.Errorf("conntrack: unknown protocol %q", flt.Protocol)
-	}
-	if flt.Family != model.IPv4 && flt.Family != model.IPv6 {
-		return 0, fmt.Errorf("conntrack: unknown family %v", flt.Family)
-	}
-	for _, addr := range []netip.Addr{flt.Src.Addr(), flt.Dst, flt.DNAT} {
-		if addr.IsValid() && model.FamilyOf(addr) != flt.Family {
-			return 0, fmt.Errorf("conntrack: mismatched address family: %s in a %v filter", addr, flt.Family)
-		}
+	if err := flt.validate(); err != nil {
+		return 0, err
 	}
 	kept := f.entries[:0]
 	n := 0

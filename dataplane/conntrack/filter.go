@@ -18,6 +18,7 @@ package conntrack
 
 import (
 	"cmp"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -27,7 +28,8 @@ import (
 
 // Filter selects the conntrack entries of one protocol and family whose original
 // direction was sent to one service frontend (an address and port), optionally
-// only those that were DNATed to one endpoint. It is what `conntrack -D` is given.
+// only those that were DNATed to one endpoint: what `conntrack -D` would be given,
+// applied over netlink by Netlink.
 type Filter struct {
 	Family   model.Family
 	Protocol model.Protocol
@@ -46,31 +48,21 @@ type Filter struct {
 	Src netip.AddrPort
 }
 
-// Args returns the conntrack options that select f's entries, after the command
-// (-D, -L): "-p udp --orig-dst 10.96.0.10 --orig-port-dst 53 --reply-src
-// 10.244.1.5", preceded by "-f ipv6" for IPv6 (conntrack's default family is
-// IPv4, and it refuses an address of the other one). DNAT is matched as the
-// reply's source, which is the DNAT target: conntrack-tools 1.4.7 ignores the
-// address of --dst-nat for IPv6 and would select every DNATed entry.
-func (f Filter) Args() []string {
-	var args []string
-	if f.Family == model.IPv6 {
-		args = append(args, "-f", "ipv6")
+// validate refuses what no conntrack table holds: an unknown protocol or family,
+// an address of the other family. The Fake and Netlink refuse the same filters.
+func (f Filter) validate() error {
+	if _, ok := protocolNumbers[f.Protocol]; !ok {
+		return fmt.Errorf("conntrack filter %s: unknown protocol %q", f, f.Protocol)
 	}
-	args = append(args, "-p", strings.ToLower(string(f.Protocol)))
-	if f.Src.IsValid() {
-		args = append(args, "--orig-src", f.Src.Addr().String(), "--orig-port-src", strconv.Itoa(int(f.Src.Port())))
+	if f.Family != model.IPv4 && f.Family != model.IPv6 {
+		return fmt.Errorf("conntrack filter %s: unknown family %v", f, f.Family)
 	}
-	if f.Dst.IsValid() {
-		args = append(args, "--orig-dst", f.Dst.String())
+	for _, addr := range []netip.Addr{f.Src.Addr(), f.Dst, f.DNAT} {
+		if addr.IsValid() && model.FamilyOf(addr) != f.Family {
+			return fmt.Errorf("conntrack filter %s: mismatched address family: %s in a %v filter", f, addr, f.Family)
+		}
 	}
-	if f.Port != 0 {
-		args = append(args, "--orig-port-dst", strconv.Itoa(int(f.Port)))
-	}
-	if f.DNAT.IsValid() {
-		args = append(args, "--reply-src", f.DNAT.String())
-	}
-	return args
+	return nil
 }
 
 // String returns "udp 10.96.0.10:53 -> 10.244.1.5", or "udp from

@@ -356,31 +356,3 @@ func TestScan(t *testing.T) {
 		})
 	}
 }
-
-func TestParseEntries(t *testing.T) {
-	out := `udp      17 29 src=10.244.2.5 dst=10.96.0.10 sport=40000 dport=53 [UNREPLIED] src=10.244.1.10 dst=10.244.2.5 sport=5353 dport=40000 mark=0 use=1
-udp      17 25 src=10.244.2.5 dst=10.96.0.10 sport=40001 dport=53 src=10.96.0.10 dst=10.244.2.5 sport=53 dport=40001 mark=0 use=1
-udp      17 25 src=198.51.100.1 dst=192.0.2.1 sport=40002 dport=30053 src=10.244.1.10 dst=192.0.2.1 sport=5353 dport=40002 [ASSURED] mark=0 use=1
-icmp     1 29 src=10.0.0.1 dst=10.0.0.2 type=8 code=0 id=1 src=10.0.0.2 dst=10.0.0.1 type=0 code=0 id=1 mark=0 use=1
-conntrack v1.4.7 (conntrack-tools): 4 flow entries have been shown.
-`
-	want := []string{
-		"udp      17 src=10.244.2.5 dst=10.96.0.10 sport=40000 dport=53 src=10.244.1.10 dst=10.244.2.5 sport=5353 dport=40000",
-		"udp      17 src=10.244.2.5 dst=10.96.0.10 sport=40001 dport=53 src=10.96.0.10 dst=10.244.2.5 sport=53 dport=40001",
-		"udp      17 src=198.51.100.1 dst=192.0.2.1 sport=40002 dport=30053 src=10.244.1.10 dst=198.51.100.1 sport=5353 dport=40002",
-	}
-	entries := parseEntries(model.IPv4, []byte(out))
-	var got []string
-	for _, e := range entries {
-		got = append(got, e.String())
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("parseEntries:\n got %q\nwant %q", got, want)
-	}
-	if len(entries) == 3 && (entries[1].DNAT.IsValid() || !entries[0].DNAT.IsValid()) {
-		t.Errorf("DNAT read wrong: %v", entries)
-	}
-	if got := parseEntries(model.IPv6, []byte(out)); len(got) != 0 {
-		t.Errorf("IPv4 lines read as IPv6 entries: %v", got)
-	}
-}

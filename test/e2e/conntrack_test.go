@@ -23,10 +23,8 @@ package e2e
 import (
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
+	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,6 +32,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/dataplane/conntrack"
+	"github.com/svcplane/svcplane/dataplane/model"
 	"github.com/svcplane/svcplane/test/e2e/world"
 )
 
@@ -48,7 +48,6 @@ const udpLabel = "e2e.svcplane.io/udp"
 // that family.
 func TestUDPFlowLeavesUnreadyPod(t *testing.T) {
 	requireWorld(t)
-	requireConntrack(t)
 	udpPods := []string{"pod-a", "pod-b"}
 	for _, name := range udpPods {
 		labelPod(t, name, udpLabel)
@@ -190,38 +189,30 @@ func askOnce(network, addr string) (string, error) {
 
 // udpEntries returns how many conntrack entries of family in this (the node's)
 // namespace go from anywhere to clusterIP:53 and were DNATed to endpoint: their
-// reply comes from it. The family is passed on, conntrack -L listing IPv4
-// entries alone unless told otherwise; the endpoint is matched with --reply-src,
-// not --dst-nat, whose address conntrack-tools 1.4.7 ignores for IPv6 (any
-// DNATed entry matches).
+// reply comes from it. It reads the table over netlink, as the agent does; the
+// test process runs in the node's namespace, whose table that is.
 func udpEntries(t *testing.T, family corev1.IPFamily, clusterIP, endpoint string) int {
 	t.Helper()
-	f := "ipv4"
-	if family == corev1.IPv6Protocol {
-		f = "ipv6"
-	}
-	out, err := exec.Command("conntrack", "-L", "-f", f, "-p", "udp", "--orig-dst", clusterIP, "--orig-port-dst", "53", "--reply-src", endpoint).CombinedOutput()
+	ct, err := conntrack.NewNetlink()
 	if err != nil {
-		t.Fatalf("conntrack -L: %v: %s", err, out)
+		t.Fatal(err)
 	}
+	defer ct.Close()
+	fam := model.IPv4
+	if family == corev1.IPv6Protocol {
+		fam = model.IPv6
+	}
+	entries, err := ct.List(t.Context(), fam, model.UDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := netip.AddrPortFrom(netip.MustParseAddr(clusterIP), 53)
+	to := netip.MustParseAddr(endpoint)
 	n := 0
-	for _, line := range strings.Split(string(out), "\n") {
-		if strings.HasPrefix(line, "udp ") {
+	for _, e := range entries {
+		if e.Dst == dst && e.DNAT.Addr() == to {
 			n++
 		}
 	}
 	return n
-}
-
-// requireConntrack skips the test without the conntrack CLI, and fails it on CI.
-func requireConntrack(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("conntrack"); err == nil {
-		return
-	}
-	msg := "needs conntrack on PATH (apt-get install conntrack)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
 }

@@ -27,7 +27,7 @@ limitations under the License.
 // and IPv6 traffic through iptables and ip6tables: dualstack_test.go for IPv6,
 // and a subtest per family where a test runs for both.
 //
-// It needs root, a kernel with IPv6, ip, iptables, ip6tables and conntrack, and
+// It needs root, a kernel with IPv6, ip, iptables and ip6tables, and
 // the control plane binaries (`make controlplane`); without them it skips, except
 // on CI (CI=true), where that is a failure. Run it alone with `make test-e2e`.
 package e2e

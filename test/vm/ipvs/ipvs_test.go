@@ -1,0 +1,364 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	ipvsmode "github.com/svcplane/svcplane/dataplane/ipvs"
+	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/test/vm"
+)
+
+func TestVM(t *testing.T) {
+	vm.RunTests(t, vm.Options{
+		// crc32c_generic first: ip_vs needs libcrc32c, which needs the crc32c
+		// algorithm registered before it loads.
+		Modules:  []string{"crc32c_generic", "ip_vs", "ip_vs_rr", "dummy", "veth"},
+		OnDemand: []string{"ip_vs_lc", "ip_vs_wrr", "ip_vs_sh", "ip_vs_mh"},
+	})
+}
+
+var (
+	w       *world
+	backend *ipvsmode.Backend
+	kernel  *ipvsmode.Netlink
+	// foreign is a virtual server somebody else made; nothing of svcplane's may
+	// touch it, cleanup included.
+	foreign = &ipvsmode.VirtualServer{Addr: nodeAddr, Protocol: model.TCP, Port: 8443, Scheduler: "wrr"}
+)
+
+func TestMain(m *testing.M) {
+	if !vm.InGuest() {
+		os.Exit(m.Run())
+	}
+	var err error
+	if w, err = buildWorld(); err != nil {
+		fmt.Fprintln(os.Stderr, "build the world:", err)
+		os.Exit(1)
+	}
+	kernel = &ipvsmode.Netlink{}
+	if err := kernel.AddVirtualServer(foreign); err != nil {
+		fmt.Fprintln(os.Stderr, "add the foreign virtual server:", err)
+		os.Exit(1)
+	}
+	backend, err = ipvsmode.New(ipvsmode.Options{
+		Interface: kernel, Families: []model.Family{model.IPv4},
+		GracefulTimeout: time.Minute, TCPFinTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	// Cleanup runs after every test, not as a test that relies on running last.
+	if err := checkCleanup(); err != nil {
+		fmt.Fprintln(os.Stderr, "--- FAIL: cleanup:", err)
+		code = 1
+	} else {
+		fmt.Println("--- PASS: cleanup removed svcplane0 and every virtual server of svcplane's, and kept the foreign one")
+	}
+	w.close()
+	os.Exit(code)
+}
+
+// checkCleanup runs the backend's cleanup and checks that nothing of svcplane's
+// is left, and that the foreign virtual server is.
+func checkCleanup() error {
+	if err := backend.Cleanup(context.Background()); err != nil {
+		return err
+	}
+	servers, err := kernel.VirtualServers()
+	if err != nil {
+		return err
+	}
+	if len(servers) != 1 || servers[0].Key() != foreign.Key() {
+		var keys []string
+		for _, s := range servers {
+			keys = append(keys, s.Key().String())
+		}
+		return fmt.Errorf("virtual servers left: %v; want only the foreign %s", keys, foreign.Key())
+	}
+	if _, err := kernel.Addresses(ipvsmode.DummyInterface); !errors.Is(err, syscall.ENODEV) {
+		return fmt.Errorf("%s after cleanup: %v, want it gone", ipvsmode.DummyInterface, err)
+	}
+	return kernel.DeleteVirtualServer(foreign)
+}
+
+// service is port "http" (TCP 80) of Service default/name on clusterIP, node port
+// 30000+last octet, endpoints on the named pods' :8080.
+func service(name string, clusterIP string, pods []string, opts ...func(*model.ServicePort)) *model.ServicePort {
+	ip := netip.MustParseAddr(clusterIP)
+	p := &model.ServicePort{
+		Name:                  model.ServicePortName{Namespace: "default", Name: name, Port: "http", Protocol: model.TCP},
+		Port:                  80,
+		ClusterIP:             ip,
+		NodePort:              30000 + uint16(ip.As4()[3]),
+		ExternalTrafficPolicy: model.PolicyCluster,
+		InternalTrafficPolicy: model.PolicyCluster,
+	}
+	for _, name := range pods {
+		for _, pd := range w.pods {
+			if pd.name == name {
+				p.Endpoints = append(p.Endpoints, model.Endpoint{Addr: pd.addr, Port: serverPort, Ready: true, Serving: true, NodeName: "node"})
+			}
+		}
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// apply syncs the backend to a state holding ports alone.
+func apply(t *testing.T, ports ...*model.ServicePort) {
+	t.Helper()
+	st := &model.State{IPv4: model.View{
+		Family: model.IPv4, NodeName: "node", NodeAddresses: []netip.Addr{nodeAddr},
+		NodePortsOnAllAddresses: true, ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"),
+	}}
+	st.IPv4.ServicePorts = ports
+	if err := backend.Sync(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func allPods() []string { return []string{"pod-1", "pod-2", "pod-3"} }
+
+func TestClusterIPAndNodePortBalance(t *testing.T) {
+	vm.RequireGuest(t)
+	svc := service("web", "10.96.0.10", allPods())
+	apply(t, svc)
+	for _, addr := range []netip.AddrPort{
+		netip.AddrPortFrom(svc.ClusterIP, 80),
+		netip.AddrPortFrom(nodeAddr, svc.NodePort),
+	} {
+		got, err := w.hits(addr, 30)
+		if err != nil {
+			t.Fatalf("%s: %v (so far %v)", addr, err, got)
+		}
+		// rr takes each of the three real servers in turn.
+		for _, p := range allPods() {
+			if got[p] != 10 {
+				t.Errorf("%s: connections per pod %v; want 10 each (rr)", addr, got)
+				break
+			}
+		}
+	}
+}
+
+func TestAffinityHoldsClient(t *testing.T) {
+	vm.RequireGuest(t)
+	svc := service("sticky", "10.96.0.11", allPods(), func(p *model.ServicePort) {
+		p.SessionAffinity = model.SessionAffinity{ClientIP: true, TimeoutSeconds: 60}
+	})
+	apply(t, svc)
+	got, err := w.hits(netip.AddrPortFrom(svc.ClusterIP, 80), 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Errorf("connections per pod %v; want every one on the same pod", got)
+	}
+}
+
+func TestUnreadyPodLeavesRotation(t *testing.T) {
+	vm.RequireGuest(t)
+	svc := service("web", "10.96.0.12", allPods())
+	apply(t, svc)
+	svc = service("web", "10.96.0.12", allPods())
+	svc.Endpoints[2].Ready = false // pod-3
+	apply(t, svc)
+	got, err := w.hits(netip.AddrPortFrom(svc.ClusterIP, 80), 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["pod-3"] != 0 || got["pod-1"] == 0 || got["pod-2"] == 0 {
+		t.Errorf("connections per pod %v; want pod-1 and pod-2 only", got)
+	}
+}
+
+func TestRemovedEndpointDrains(t *testing.T) {
+	vm.RequireGuest(t)
+	addr := netip.AddrPortFrom(netip.MustParseAddr("10.96.0.13"), 80)
+	apply(t, service("web", "10.96.0.13", []string{"pod-1"}))
+	c, err := w.dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Pod != "pod-1" {
+		t.Fatalf("served by %s, want pod-1", c.Pod)
+	}
+
+	// pod-1 leaves the Service: its real server drains at weight 0.
+	svc := service("web", "10.96.0.13", []string{"pod-2"})
+	apply(t, svc)
+	vs := &ipvsmode.VirtualServer{Addr: addr.Addr(), Protocol: model.TCP, Port: 80, Scheduler: "rr"}
+	rs := realServer(t, vs, netip.AddrPortFrom(w.pods[0].addr, serverPort))
+	if rs == nil || rs.Weight != 0 || rs.ActiveConns != 1 {
+		t.Fatalf("pod-1's real server = %+v, want weight 0 with its 1 active connection", rs)
+	}
+	// New connections go to pod-2; the established one still works.
+	got, err := w.hits(addr, 3)
+	if err != nil || got["pod-2"] != 3 {
+		t.Fatalf("new connections %v, %v; want pod-2 only", got, err)
+	}
+	if err := c.echo("still there"); err != nil {
+		t.Fatalf("the established connection to the removed endpoint broke: %v", err)
+	}
+	apply(t, svc)
+	if realServer(t, vs, netip.AddrPortFrom(w.pods[0].addr, serverPort)) == nil {
+		t.Fatal("the draining real server was deleted while its connection was open")
+	}
+
+	// Once the connection is gone (IPVS keeps a reset connection 10 s in CLOSE),
+	// a sync deletes the real server.
+	c.reset()
+	deadline := time.Now().Add(45 * time.Second)
+	for realServer(t, vs, netip.AddrPortFrom(w.pods[0].addr, serverPort)) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the drained real server was not deleted: %+v", realServer(t, vs, netip.AddrPortFrom(w.pods[0].addr, serverPort)))
+		}
+		time.Sleep(time.Second)
+		apply(t, svc)
+	}
+}
+
+func realServer(t *testing.T, vs *ipvsmode.VirtualServer, ap netip.AddrPort) *ipvsmode.RealServer {
+	t.Helper()
+	reals, err := kernel.RealServers(vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(reals, func(rs *ipvsmode.RealServer) bool { return rs.AddrPort() == ap })
+	if i < 0 {
+		return nil
+	}
+	return reals[i]
+}
+
+func TestServiceWithoutEndpointsRefused(t *testing.T) {
+	vm.RequireGuest(t)
+	svc := service("empty", "10.96.0.14", nil)
+	apply(t, svc)
+	for _, addr := range []netip.AddrPort{
+		netip.AddrPortFrom(svc.ClusterIP, 80),
+		netip.AddrPortFrom(nodeAddr, svc.NodePort),
+	} {
+		start := time.Now()
+		c, err := w.dial(addr)
+		if err == nil {
+			c.Close()
+			t.Fatalf("%s: connected to %s, want refused", addr, c.Pod)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("%s: %v, want connection refused", addr, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s: refused after %s, want at once", addr, d)
+		}
+	}
+}
+
+func TestSchedulers(t *testing.T) {
+	vm.RequireGuest(t)
+	for _, s := range []string{"lc", "sh", "mh"} {
+		t.Run(s, func(t *testing.T) {
+			b, err := ipvsmode.New(ipvsmode.Options{Interface: kernel, Families: []model.Family{model.IPv4}, Scheduler: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc := service("web", "10.96.0.15", allPods())
+			st := &model.State{IPv4: model.View{Family: model.IPv4, NodeAddresses: []netip.Addr{nodeAddr}, NodePortsOnAllAddresses: true,
+				ServicePorts: []*model.ServicePort{svc}}}
+			if err := b.Sync(context.Background(), st); err != nil {
+				t.Fatal(err)
+			}
+			got, err := w.hits(netip.AddrPortFrom(svc.ClusterIP, 80), 6)
+			if err != nil || len(got) == 0 {
+				t.Fatalf("through %s: %v, %v", s, got, err)
+			}
+			if err := b.Cleanup(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// The shared backend's record is stale now: its next sync reads the kernel.
+			backend.RequestFullSync()
+		})
+	}
+	// A scheduler the kernel does not have: twos is newer than 6.1.
+	b, err := ipvsmode.New(ipvsmode.Options{Interface: kernel, Families: []model.Family{model.IPv4}, Scheduler: "twos"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &model.State{IPv4: model.View{Family: model.IPv4, ServicePorts: []*model.ServicePort{service("web", "10.96.0.16", allPods())}}}
+	err = b.Sync(context.Background(), st)
+	if !errors.Is(err, syscall.ENOENT) {
+		t.Errorf("sync with the twos scheduler: %v, want ENOENT saying the kernel lacks it", err)
+	} else {
+		t.Log(err)
+	}
+	if err := b.Cleanup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	backend.RequestFullSync()
+}
+
+// TestNetlinkRoundTrip: what Netlink writes reads back the same.
+func TestNetlinkRoundTrip(t *testing.T) {
+	vm.RequireGuest(t)
+	for _, vs := range []*ipvsmode.VirtualServer{
+		{Addr: netip.MustParseAddr("203.0.113.5"), Protocol: model.UDP, Port: 53, Scheduler: "rr", Persistent: true, Timeout: 300},
+		{Addr: netip.MustParseAddr("2001:db8::5"), Protocol: model.SCTP, Port: 3868, Scheduler: "rr"},
+	} {
+		if err := kernel.AddVirtualServer(vs); err != nil {
+			t.Fatal(err)
+		}
+		rs := &ipvsmode.RealServer{Addr: netip.MustParseAddr("10.244.1.2"), Port: 8080, Weight: 3}
+		if vs.Addr.Is6() {
+			rs.Addr = netip.MustParseAddr("2001:db8:1::2")
+		}
+		if err := kernel.AddRealServer(vs, rs); err != nil {
+			t.Fatal(err)
+		}
+		if err := kernel.AddVirtualServer(vs); !errors.Is(err, syscall.EEXIST) {
+			t.Errorf("second AddVirtualServer: %v, want EEXIST", err)
+		}
+		servers, err := kernel.VirtualServers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(servers, func(s *ipvsmode.VirtualServer) bool { return s.Key() == vs.Key() })
+		if i < 0 || *servers[i] != *vs {
+			t.Errorf("read back %+v, want %+v", servers, vs)
+		}
+		if got := realServer(t, vs, rs.AddrPort()); got == nil || got.Weight != 3 {
+			t.Errorf("real server read back %+v, want weight 3", got)
+		}
+		if err := kernel.DeleteVirtualServer(vs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

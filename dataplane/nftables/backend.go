@@ -229,7 +229,11 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	renderStart := b.now()
 	d := fs.renderer.render(v)
 	tx := nft.NewTransaction()
-	n := write(tx, f, d, fs.applied, existing)
+	prev := fs.applied
+	if full {
+		prev = nil
+	}
+	n := write(tx, f, d, prev, existing)
 	applyStart := b.now()
 	stats.Render = applyStart.Sub(renderStart)
 	stats.Chains, stats.Deleted, stats.Elements, stats.Conflicts = n.chains, n.deleted, n.elements, d.conflicts
@@ -285,7 +289,7 @@ func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, 
 	if full {
 		prev = &record{}
 	}
-	tx.Add(&knftables.Table{Comment: knftables.PtrTo("svcplane Services; rules managed by svcplane-agent, do not edit")})
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo(tableComment)})
 	fixedMaps, fixedSets := fixedContainers(f)
 	for _, m := range fixedMaps {
 		tx.Add(m)

@@ -34,6 +34,8 @@ import (
 const (
 	// TableName is the name of the table, in the ip and in the ip6 family.
 	TableName = "svcplane"
+	// tableComment is the comment on the table, for whoever lists the ruleset.
+	tableComment = "svcplane Services; rules managed by svcplane-agent, do not edit"
 
 	// Base chains, with the hook and priority they are registered at. Priorities
 	// are numbers relative to the standard ones so that the order is explicit:

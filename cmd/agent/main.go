@@ -42,7 +42,7 @@ func main() {
 		cleanup           bool
 	)
 	flag.StringVar(&opts.NodeName, "node-name", os.Getenv("NODE_NAME"), "The name of the Node this agent runs on (default $NODE_NAME).")
-	flag.StringVar(&backendOpts.Mode, "mode", agent.ModeIPTables, "Which backend programs the node: iptables (ipvs and nftables are not implemented yet).")
+	flag.StringVar(&backendOpts.Mode, "mode", agent.ModeIPTables, "Which backend programs the node: iptables or nftables (ipvs is not implemented yet). --cleanup cleans every mode whatever this says.")
 	flag.StringVar(&backendOpts.IPTablesVariant, "iptables-variant", agent.VariantAuto, "Which iptables tools the iptables mode runs: auto (the variant kubelet's and the node's other rules are in), system (whatever iptables points to), nft or legacy.")
 	flag.StringVar(&clusterCIDRs, "cluster-cidr", "", "The pod network, one CIDR per family, comma-separated. Traffic to a cluster IP from outside it is masqueraded.")
 	flag.StringVar(&nodePortAddresses, "nodeport-addresses", "", "Node ports answer only on the node's addresses inside these CIDRs, comma-separated (e.g. 10.0.0.0/8,fd00::/64), or, with \"primary\", on the node's primary address of each family; a family with no CIDR, or with 0.0.0.0/0 or ::/0, answers on every local address. Empty: every address.")

@@ -26,6 +26,7 @@ import (
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/conntrack"
 	"github.com/svcplane/svcplane/dataplane/iptables"
+	"github.com/svcplane/svcplane/dataplane/nftables"
 )
 
 // Modes of the agent: the backends it can program the node with.
@@ -66,6 +67,14 @@ var modes = map[string]Mode{
 		},
 		Cleanup: func(ctx context.Context, opts BackendOptions) error {
 			return iptables.CleanupNode(ctx, opts.IPTablesVariant)
+		},
+	},
+	ModeNFTables: {
+		New: func(ctx context.Context, _ BackendOptions) (dataplane.Backend, error) {
+			return nftables.NewForNode(ctx)
+		},
+		Cleanup: func(ctx context.Context, _ BackendOptions) error {
+			return nftables.CleanupNode(ctx)
 		},
 	},
 }

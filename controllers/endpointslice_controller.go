@@ -70,6 +70,11 @@ type EndpointSliceReconciler struct {
 // whose slices could not be written, kube's.
 const ReasonFailedToUpdateEndpointSlices = "FailedToUpdateEndpointSlices"
 
+// cacheLagRetry is how soon a sync that lost a race with the cache (a conflict, a
+// slice name already taken) runs again: the watch events that settle it usually
+// arrive within milliseconds, and a second lost race simply waits again.
+const cacheLagRetry = 100 * time.Millisecond
+
 // +kubebuilder:rbac:groups=networking.svcplane.io,resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
@@ -150,11 +155,14 @@ func (r *EndpointSliceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	log.V(1).Info("writing EndpointSlices", "create", len(plan.Create), "update", len(plan.Update), "delete", len(plan.Delete))
 	if err := r.apply(ctx, key, plan); err != nil {
 		// A conflict or a name taken means the cache was behind: the retry, with
-		// the events that catch the cache up, settles it without alarming anyone.
-		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
-			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonFailedToUpdateEndpointSlices, "UpdateEndpointSlices",
-				"Error updating Endpoint Slices for Service %s: %v", key, err)
+		// the events that catch the cache up, settles it without alarming anyone,
+		// so it is logged at debug level rather than returned as a reconciler error.
+		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+			log.V(1).Info("EndpointSlices changed since the cache saw them; retrying", "error", err.Error())
+			return ctrl.Result{RequeueAfter: cacheLagRetry}, nil
 		}
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonFailedToUpdateEndpointSlices, "UpdateEndpointSlices",
+			"Error updating Endpoint Slices for Service %s: %v", key, err)
 		return ctrl.Result{}, err
 	}
 	commit()

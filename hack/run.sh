@@ -3,9 +3,10 @@
 #
 # With a reachable cluster in $KUBECONFIG (or ~/.kube/config) it installs the CRDs there and
 # runs the manager against it. Without one it starts hack/devcluster, a local etcd and
-# kube-apiserver with the CRDs installed, runs the manager against that, and stops the
-# control plane when the manager exits. Extra manager flags come from $ARGS;
-# DEVCLUSTER=always uses the local control plane even when a cluster is reachable.
+# kube-apiserver with the CRDs installed, and hack/podsim, a kubelet stand-in that makes
+# pods Ready; it runs the manager against that and stops both when the manager exits.
+# Extra manager flags come from $ARGS; DEVCLUSTER=always uses the local control plane
+# even when a cluster is reachable.
 
 set -o errexit -o nounset -o pipefail
 
@@ -57,13 +58,20 @@ fi
 
 # Build first so that the wait below only covers starting the control plane.
 devcluster="${root}/bin/devcluster"
+podsim="${root}/bin/podsim"
 go build -o "${devcluster}" ./hack/devcluster
+go build -o "${podsim}" ./hack/podsim
 rm -f "${DEV_KUBECONFIG}"
 log="${root}/bin/devcluster.log"
 "${devcluster}" --assets="${K8S_BIN}" --crds=config/crd/bases --write-kubeconfig="${DEV_KUBECONFIG}" >"${log}" 2>&1 &
 devcluster_pid=$!
 
+podsim_pid=""
 stop_devcluster() {
+	if [[ -n "${podsim_pid}" ]] && kill -0 "${podsim_pid}" 2>/dev/null; then
+		kill -TERM "${podsim_pid}" 2>/dev/null || true
+		wait "${podsim_pid}" 2>/dev/null || true
+	fi
 	if kill -0 "${devcluster_pid}" 2>/dev/null; then
 		echo "Stopping the local control plane (pid ${devcluster_pid})..."
 		kill -TERM "${devcluster_pid}" 2>/dev/null || true
@@ -91,14 +99,23 @@ if ! cluster_reachable; then
 	exit 1
 fi
 
+# The control plane has no kubelet: podsim stands in for one, so that pods get an
+# address and become Ready and EndpointSlices list them.
+podsim_log="${root}/bin/podsim.log"
+"${podsim}" >"${podsim_log}" 2>&1 &
+podsim_pid=$!
+
 cat <<MSG
 
 Local control plane is ready; its kubeconfig is ${KUBECONFIG}
-(control plane log: ${log}). In another shell:
+(control plane log: ${log}). A kubelet stand-in, hack/podsim, reports pods on
+Node podsim-node Running and Ready with addresses from 203.0.113.0/24; nothing runs
+(log: ${podsim_log}). In another shell:
 
     export KUBECONFIG=${KUBECONFIG}
-    kubectl apply -k config/samples/
-    kubectl get services.networking.svcplane.io
+    kubectl apply -k config/samples/ && kubectl apply -k config/samples/pods/
+    kubectl get svcp
+    kubectl get endpointslices -l networking.svcplane.io/service-name=clusterip
 
 It stops when the manager does (Ctrl-C).
 

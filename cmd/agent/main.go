@@ -31,6 +31,7 @@ import (
 
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/agent"
+	"github.com/svcplane/svcplane/dataplane/ipvs"
 )
 
 func main() {
@@ -42,8 +43,13 @@ func main() {
 		cleanup           bool
 	)
 	flag.StringVar(&opts.NodeName, "node-name", os.Getenv("NODE_NAME"), "The name of the Node this agent runs on (default $NODE_NAME).")
-	flag.StringVar(&backendOpts.Mode, "mode", agent.ModeIPTables, "Which backend programs the node: iptables or nftables (ipvs is not implemented yet). --cleanup cleans every mode whatever this says.")
+	flag.StringVar(&backendOpts.Mode, "mode", agent.ModeIPTables, "Which backend programs the node: iptables, nftables or ipvs. --cleanup cleans every mode whatever this says.")
 	flag.StringVar(&backendOpts.IPTablesVariant, "iptables-variant", agent.VariantAuto, "Which iptables tools the iptables mode runs: auto (the variant kubelet's and the node's other rules are in), system (whatever iptables points to), nft or legacy.")
+	flag.StringVar(&backendOpts.IPVS.Scheduler, "ipvs-scheduler", ipvs.DefaultScheduler, "The IPVS scheduler of the ipvs mode: rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh or twos, as far as the kernel has the module (ip_vs_<name>).")
+	flag.BoolVar(&backendOpts.IPVS.StrictARP, "ipvs-strict-arp", false, "In ipvs mode, answer ARP only for addresses of the interface asked (arp_ignore=1, arp_announce=2), as MetalLB's layer 2 mode needs.")
+	flag.DurationVar(&backendOpts.IPVS.TCPTimeout, "ipvs-tcp-timeout", 0, "In ipvs mode, the idle timeout of established TCP connections (e.g. 900s); 0 keeps the kernel's.")
+	flag.DurationVar(&backendOpts.IPVS.TCPFinTimeout, "ipvs-tcpfin-timeout", 0, "In ipvs mode, the timeout of TCP connections after a FIN (e.g. 120s); 0 keeps the kernel's.")
+	flag.DurationVar(&backendOpts.IPVS.UDPTimeout, "ipvs-udp-timeout", 0, "In ipvs mode, the idle timeout of UDP flows (e.g. 300s); 0 keeps the kernel's.")
 	flag.StringVar(&clusterCIDRs, "cluster-cidr", "", "The pod network, one CIDR per family, comma-separated. Traffic to a cluster IP from outside it is masqueraded.")
 	flag.StringVar(&nodePortAddresses, "nodeport-addresses", "", "Node ports answer only on the node's addresses inside these CIDRs, comma-separated (e.g. 10.0.0.0/8,fd00::/64), or, with \"primary\", on the node's primary address of each family; a family with no CIDR, or with 0.0.0.0/0 or ::/0, answers on every local address. Empty: every address.")
 	flag.BoolVar(&opts.Config.MasqueradeAll, "masquerade-all", false, "Masquerade all traffic sent to cluster IPs.")

@@ -26,6 +26,7 @@ import (
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/conntrack"
 	"github.com/svcplane/svcplane/dataplane/iptables"
+	"github.com/svcplane/svcplane/dataplane/ipvs"
 	"github.com/svcplane/svcplane/dataplane/nftables"
 )
 
@@ -69,6 +70,14 @@ var modes = map[string]Mode{
 			return iptables.CleanupNode(ctx, opts.IPTablesVariant)
 		},
 	},
+	ModeIPVS: {
+		New: func(ctx context.Context, opts BackendOptions) (dataplane.Backend, error) {
+			return ipvs.NewForNode(ctx, opts.IPVS)
+		},
+		Cleanup: func(ctx context.Context, _ BackendOptions) error {
+			return ipvs.CleanupNode(ctx)
+		},
+	},
 	ModeNFTables: {
 		New: func(ctx context.Context, _ BackendOptions) (dataplane.Backend, error) {
 			return nftables.NewForNode(ctx)
@@ -89,6 +98,8 @@ type BackendOptions struct {
 	// IPTablesVariant is one of IPTablesVariants: which iptables tools the
 	// iptables mode runs. Empty is VariantAuto.
 	IPTablesVariant string
+	// IPVS are the --ipvs-* flags of the IPVS mode.
+	IPVS ipvs.NodeOptions
 }
 
 // NewBackend returns the backend of mode with the iptables variant detected, as

@@ -133,8 +133,7 @@ func TestParseClusterCIDRs(t *testing.T) {
 
 func TestNewBackendModes(t *testing.T) {
 	for mode, want := range map[string]string{
-		ModeIPVS:     "not implemented yet",
-		"userspace":  "unknown --mode",
+		"userspace": "unknown --mode",
 	} {
 		if _, err := NewBackend(context.Background(), mode); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("NewBackend(%q): error %v, want one containing %q", mode, err, want)

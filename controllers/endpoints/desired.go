@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 )
@@ -153,9 +154,9 @@ func portsFor(svc *v1alpha1.Service, pod *corev1.Pod) []discoveryv1.EndpointPort
 			number = cmp.Or(sp.TargetPort.IntVal, sp.Port)
 		}
 		ports = append(ports, discoveryv1.EndpointPort{
-			Name:        ptr(sp.Name),
-			Protocol:    ptr(proto),
-			Port:        ptr(number),
+			Name:        ptr.To(sp.Name),
+			Protocol:    ptr.To(proto),
+			Port:        ptr.To(number),
 			AppProtocol: sp.AppProtocol,
 		})
 	}
@@ -188,17 +189,17 @@ func endpointFor(svc *v1alpha1.Service, pod *corev1.Pod, addr string, zones map[
 	ready := (serving && !terminating) || svc.Spec.PublishNotReadyAddresses
 	ep := discoveryv1.Endpoint{
 		Addresses:  []string{addr},
-		Conditions: discoveryv1.EndpointConditions{Ready: ptr(ready), Serving: ptr(serving), Terminating: ptr(terminating)},
+		Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready), Serving: ptr.To(serving), Terminating: ptr.To(terminating)},
 		TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 	}
 	if pod.Spec.NodeName != "" {
-		ep.NodeName = ptr(pod.Spec.NodeName)
+		ep.NodeName = ptr.To(pod.Spec.NodeName)
 		if zone, ok := zones[pod.Spec.NodeName]; ok && zone != "" {
-			ep.Zone = ptr(zone)
+			ep.Zone = ptr.To(zone)
 		}
 	}
 	if pod.Spec.Hostname != "" && pod.Spec.Subdomain == svc.Name {
-		ep.Hostname = ptr(pod.Spec.Hostname)
+		ep.Hostname = ptr.To(pod.Spec.Hostname)
 	}
 	return ep
 }
@@ -221,8 +222,6 @@ func keyOfPorts(ports []discoveryv1.EndpointPort) string {
 	slices.Sort(parts)
 	return strings.Join(parts, ",")
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func deref[T any](p *T) T {
 	var zero T

@@ -28,6 +28,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 )
@@ -80,8 +81,8 @@ func TestSelects(t *testing.T) {
 }
 
 func TestKeyOfPortsIsOrderIndependent(t *testing.T) {
-	a := discoveryv1.EndpointPort{Name: ptr("a"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr(int32(1))}
-	b := discoveryv1.EndpointPort{Name: ptr("b"), Protocol: ptr(corev1.ProtocolUDP), Port: ptr(int32(2)), AppProtocol: ptr("dns")}
+	a := discoveryv1.EndpointPort{Name: ptr.To("a"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(int32(1))}
+	b := discoveryv1.EndpointPort{Name: ptr.To("b"), Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To(int32(2)), AppProtocol: ptr.To("dns")}
 	if keyOfPorts([]discoveryv1.EndpointPort{a, b}) != keyOfPorts([]discoveryv1.EndpointPort{b, a}) {
 		t.Errorf("keyOfPorts depends on order")
 	}
@@ -447,7 +448,7 @@ func TestPortResolution(t *testing.T) {
 		{
 			name: "appProtocol is copied",
 			svc: newSvc(withPorts(v1alpha1.ServicePort{Name: "http", Port: 80, TargetPort: num(8080), Protocol: tcp,
-				AppProtocol: ptr("kubernetes.io/h2c")})),
+				AppProtocol: ptr.To("kubernetes.io/h2c")})),
 			pods:       []*corev1.Pod{numberedPod(1)},
 			wantPorts:  map[string]string{"pod-001": "[http/TCP/8080/kubernetes.io/h2c]"},
 			wantSlices: 1,
@@ -510,20 +511,20 @@ func TestEndpointFields(t *testing.T) {
 		wantNode, wantZone *string
 		wantHostname       *string
 	}{
-		{name: "node-a in zone-a", zones: testZones, wantNode: ptr("node-a"), wantZone: ptr("zone-a")},
-		{name: "node-b in zone-b", zones: testZones, opts: []podOpt{onNode("node-b")}, wantNode: ptr("node-b"), wantZone: ptr("zone-b")},
-		{name: "node not in NodeZones: no zone", zones: testZones, opts: []podOpt{onNode("node-c")}, wantNode: ptr("node-c")},
-		{name: "node without a zone label: no zone", zones: map[string]string{"node-a": ""}, wantNode: ptr("node-a")},
-		{name: "nil NodeZones", zones: nil, wantNode: ptr("node-a")},
+		{name: "node-a in zone-a", zones: testZones, wantNode: ptr.To("node-a"), wantZone: ptr.To("zone-a")},
+		{name: "node-b in zone-b", zones: testZones, opts: []podOpt{onNode("node-b")}, wantNode: ptr.To("node-b"), wantZone: ptr.To("zone-b")},
+		{name: "node not in NodeZones: no zone", zones: testZones, opts: []podOpt{onNode("node-c")}, wantNode: ptr.To("node-c")},
+		{name: "node without a zone label: no zone", zones: map[string]string{"node-a": ""}, wantNode: ptr.To("node-a")},
+		{name: "nil NodeZones", zones: nil, wantNode: ptr.To("node-a")},
 		{name: "unscheduled pod: no node, no zone", zones: testZones, opts: []podOpt{onNode("")}},
 		{name: "hostname when subdomain is the Service", zones: testZones, opts: []podOpt{hostAndSubdomain("web-0", "svc")},
-			wantNode: ptr("node-a"), wantZone: ptr("zone-a"), wantHostname: ptr("web-0")},
+			wantNode: ptr.To("node-a"), wantZone: ptr.To("zone-a"), wantHostname: ptr.To("web-0")},
 		{name: "no hostname for another subdomain", zones: testZones, opts: []podOpt{hostAndSubdomain("web-0", "other")},
-			wantNode: ptr("node-a"), wantZone: ptr("zone-a")},
+			wantNode: ptr.To("node-a"), wantZone: ptr.To("zone-a")},
 		{name: "no hostname without subdomain", zones: testZones, opts: []podOpt{hostAndSubdomain("web-0", "")},
-			wantNode: ptr("node-a"), wantZone: ptr("zone-a")},
+			wantNode: ptr.To("node-a"), wantZone: ptr.To("zone-a")},
 		{name: "no hostname without hostname", zones: testZones, opts: []podOpt{hostAndSubdomain("", "svc")},
-			wantNode: ptr("node-a"), wantZone: ptr("zone-a")},
+			wantNode: ptr.To("node-a"), wantZone: ptr.To("zone-a")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -533,7 +534,7 @@ func TestEndpointFields(t *testing.T) {
 			want := discoveryv1.Endpoint{
 				Addresses: []string{"10.244.0.7"},
 				Conditions: discoveryv1.EndpointConditions{
-					Ready: ptr(true), Serving: ptr(true), Terminating: ptr(false),
+					Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false),
 				},
 				TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "ns", Name: "pod-007", UID: "uid-pod-007"},
 				NodeName:  tc.wantNode,

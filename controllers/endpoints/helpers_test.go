@@ -47,6 +47,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 )
@@ -200,7 +201,7 @@ func initContainer(sidecar bool, ports ...corev1.ContainerPort) podOpt {
 	return func(p *corev1.Pod) {
 		c := corev1.Container{Name: fmt.Sprintf("init-%d", len(p.Spec.InitContainers)), Ports: ports}
 		if sidecar {
-			c.RestartPolicy = ptr(corev1.ContainerRestartPolicyAlways)
+			c.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
 		}
 		p.Spec.InitContainers = append(p.Spec.InitContainers, c)
 	}

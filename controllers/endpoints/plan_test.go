@@ -36,6 +36,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 )
@@ -95,7 +96,7 @@ func assertNoMoves(t *testing.T, before, after []*discoveryv1.EndpointSlice) {
 func TestSliceMetadata(t *testing.T) {
 	wantOwner := metav1.OwnerReference{
 		APIVersion: "networking.svcplane.io/v1alpha1", Kind: "Service", Name: "svc", UID: "svc-uid",
-		Controller: ptr(true), BlockOwnerDeletion: ptr(true),
+		Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
 	}
 	cases := []struct {
 		name       string
@@ -610,7 +611,7 @@ func TestPlaceholder(t *testing.T) {
 	t.Run("empty slice with ports is not a placeholder", func(t *testing.T) {
 		api := newFakeAPI()
 		p := placeholderSlice("svc-p1", v4)
-		p.Ports = []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr(int32(8080))}}
+		p.Ports = []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(int32(8080))}}
 		api.put(p)
 		plan := step(t, api, Input{Service: newSvc(), NodeZones: testZones})
 		if plan.Writes() == 0 {
@@ -633,7 +634,7 @@ func TestRepair(t *testing.T) {
 		svcPort("metrics", 9100, intstr.FromInt32(9100), corev1.ProtocolTCP)))
 	bogus := discoveryv1.Endpoint{
 		Addresses:  []string{"10.244.200.200"},
-		Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
+		Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
 	}
 	cases := []struct {
 		name                string
@@ -656,18 +657,18 @@ func TestRepair(t *testing.T) {
 			b.TargetRef = &corev1.ObjectReference{Kind: "Pod", Namespace: "ns", Name: "ghost", UID: "uid-ghost"}
 			s.Endpoints = append([]discoveryv1.Endpoint{b}, s.Endpoints...)
 		}, update: 1},
-		{name: "endpoint condition flipped", edit: func(s *discoveryv1.EndpointSlice) { s.Endpoints[2].Conditions.Ready = ptr(false) }, update: 1},
+		{name: "endpoint condition flipped", edit: func(s *discoveryv1.EndpointSlice) { s.Endpoints[2].Conditions.Ready = ptr.To(false) }, update: 1},
 		{name: "endpoint conditions cleared", edit: func(s *discoveryv1.EndpointSlice) { s.Endpoints[2].Conditions = discoveryv1.EndpointConditions{} }, update: 1},
 		{name: "endpoint address changed", edit: func(s *discoveryv1.EndpointSlice) { s.Endpoints[0].Addresses = []string{"10.244.99.99"} }, update: 1},
 		{name: "endpoint zone and hostname set", edit: func(s *discoveryv1.EndpointSlice) {
-			s.Endpoints[0].Zone, s.Endpoints[0].Hostname = ptr("zone-x"), ptr("h")
+			s.Endpoints[0].Zone, s.Endpoints[0].Hostname = ptr.To("zone-x"), ptr.To("h")
 		}, update: 1},
 		{name: "endpoint hints set", edit: func(s *discoveryv1.EndpointSlice) {
 			s.Endpoints[0].Hints = &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: "zone-a"}}}
 		}, update: 1},
 		{name: "owner reference removed", edit: func(s *discoveryv1.EndpointSlice) { s.OwnerReferences = nil }, update: 1},
 		{name: "owner reference demoted to controller=false", edit: func(s *discoveryv1.EndpointSlice) {
-			s.OwnerReferences[0].Controller = ptr(false)
+			s.OwnerReferences[0].Controller = ptr.To(false)
 		}, update: 1},
 		{name: "unrelated non-controller owner added", edit: func(s *discoveryv1.EndpointSlice) {
 			s.OwnerReferences = append(s.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "cm", UID: "uid-cm"})
@@ -675,7 +676,7 @@ func TestRepair(t *testing.T) {
 		{name: "ports reordered", svc: twoPorts, edit: func(s *discoveryv1.EndpointSlice) { slices.Reverse(s.Ports) }, update: 1},
 		{name: "unnamed port's name pointer cleared", svc: newSvc(withPorts(svcPort("", 80, intstr.FromInt32(8080), corev1.ProtocolTCP))),
 			edit: func(s *discoveryv1.EndpointSlice) { s.Ports[0].Name = nil }, update: 1},
-		{name: "port number changed", edit: func(s *discoveryv1.EndpointSlice) { s.Ports[0].Port = ptr(int32(9999)) }, tolerant: true},
+		{name: "port number changed", edit: func(s *discoveryv1.EndpointSlice) { s.Ports[0].Port = ptr.To(int32(9999)) }, tolerant: true},
 		{name: "port removed", svc: twoPorts, edit: func(s *discoveryv1.EndpointSlice) { s.Ports = s.Ports[:1] }, tolerant: true},
 		{name: "duplicate endpoint within a slice", edit: func(s *discoveryv1.EndpointSlice) {
 			s.Endpoints = append(s.Endpoints, s.Endpoints[0])
@@ -878,7 +879,7 @@ func TestRandomWalk(t *testing.T) {
 							s.OwnerReferences = nil
 						case 3:
 							if len(s.Endpoints) > 0 {
-								s.Endpoints[0].Conditions.Ready = ptr(!deref(s.Endpoints[0].Conditions.Ready))
+								s.Endpoints[0].Conditions.Ready = ptr.To(!deref(s.Endpoints[0].Conditions.Ready))
 							}
 						}
 					})
@@ -934,7 +935,7 @@ func TestBugStaleControllerOwnerReference(t *testing.T) {
 func TestBugHandEditedPortsRecreated(t *testing.T) {
 	in := Input{Service: newSvc(), Pods: numberedPods(1, 5), NodeZones: testZones}
 	api := converged(t, in)
-	api.edit(t, "svc-abc0", func(s *discoveryv1.EndpointSlice) { s.Ports[0].Port = ptr(int32(9999)) })
+	api.edit(t, "svc-abc0", func(s *discoveryv1.EndpointSlice) { s.Ports[0].Port = ptr.To(int32(9999)) })
 	plan := step(t, api, in)
 	wantWrites(t, plan, 0, 1, 0)
 }
@@ -962,7 +963,7 @@ func TestBugMetadataRepairDoesNotTakeNewEndpoints(t *testing.T) {
 func TestBugOwnerReferenceDuplicatedWhenNotController(t *testing.T) {
 	in := Input{Service: newSvc(), Pods: numberedPods(1, 3), NodeZones: testZones}
 	api := converged(t, in)
-	api.edit(t, "svc-abc0", func(s *discoveryv1.EndpointSlice) { s.OwnerReferences[0].Controller = ptr(false) })
+	api.edit(t, "svc-abc0", func(s *discoveryv1.EndpointSlice) { s.OwnerReferences[0].Controller = ptr.To(false) })
 	step(t, api, in)
 	if refs := api.get("svc-abc0").OwnerReferences; len(refs) != 1 {
 		t.Errorf("ownerReferences = %+v, want exactly one (controller) reference to svc-uid", refs)

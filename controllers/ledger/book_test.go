@@ -51,6 +51,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers/allocator"
@@ -98,8 +99,6 @@ func newBookPorts(t testing.TB, cidrs, ports string) *Book {
 	}
 	return b
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 func uidOf(key string) types.UID { return types.UID("uid-" + key) }
 
@@ -2013,12 +2012,13 @@ func TestWaiting(t *testing.T) {
 	// A taken value: waiting.
 	step{key: "ns/b-ip-taken", spec: withIPs(clusterIPSvc(tcp("http", 80)), "10.0.0.6"), wantErr: ReasonClusterIPAlreadyAllocated}.run(t, b)
 	step{key: "ns/a-port-taken", spec: nodePortSvc(np(tcp("http", 80), 30005)), wantErr: ReasonNodePortAlreadyAllocated}.run(t, b)
-	wantWaiting("ns/a-port-taken", "ns/b-ip-taken")
+	// Longest waiting first, whatever the names: first come, first served.
+	wantWaiting("ns/b-ip-taken", "ns/a-port-taken")
 
 	// Permanent failures never wait.
 	step{key: "ns/c-out-of-range", spec: withIPs(clusterIPSvc(tcp("http", 80)), outsideIP), wantErr: ReasonClusterIPOutOfRange}.run(t, b)
 	step{key: "ns/d-family", spec: withFamilies(clusterIPSvc(tcp("http", 80)), ipv6), wantErr: ReasonInvalidIPFamilies}.run(t, b)
-	wantWaiting("ns/a-port-taken", "ns/b-ip-taken")
+	wantWaiting("ns/b-ip-taken", "ns/a-port-taken")
 
 	// A waiting key whose next failure is permanent stops waiting.
 	step{key: "ns/b-ip-taken", spec: withIPs(clusterIPSvc(tcp("http", 80)), outsideIP), wantErr: ReasonClusterIPOutOfRange}.run(t, b)
@@ -2948,7 +2948,7 @@ func randomSpec(rng *rand.Rand) *v1alpha1.ServiceSpec {
 			}
 		}
 		if rng.IntN(4) == 0 {
-			spec.AllocateLoadBalancerNodePorts = ptrTo(false)
+			spec.AllocateLoadBalancerNodePorts = ptr.To(false)
 		}
 	}
 	switch rng.IntN(5) {
@@ -2981,7 +2981,7 @@ func randomSpec(rng *rand.Rand) *v1alpha1.ServiceSpec {
 		}
 	}
 	// Families and policy.
-	policies := []*corev1.IPFamilyPolicy{nil, ptrTo(corev1.IPFamilyPolicySingleStack), ptrTo(corev1.IPFamilyPolicyPreferDualStack), ptrTo(corev1.IPFamilyPolicyRequireDualStack)}
+	policies := []*corev1.IPFamilyPolicy{nil, ptr.To(corev1.IPFamilyPolicySingleStack), ptr.To(corev1.IPFamilyPolicyPreferDualStack), ptr.To(corev1.IPFamilyPolicyRequireDualStack)}
 	spec.IPFamilyPolicy = policies[rng.IntN(len(policies))]
 	multi := spec.IPFamilyPolicy != nil && *spec.IPFamilyPolicy != corev1.IPFamilyPolicySingleStack
 	switch rng.IntN(4) {
@@ -3131,7 +3131,8 @@ func TestRandomOperations(t *testing.T) {
 						waiting = append(waiting, keyOf(j))
 					}
 				}
-				if got := b.Waiting(); !slices.Equal(got, waiting) && (len(got) != 0 || len(waiting) != 0) {
+				// (As a set: Waiting orders by waiting time, checked in TestWaiting.)
+				if got := slices.Sorted(slices.Values(b.Waiting())); !slices.Equal(got, waiting) && (len(got) != 0 || len(waiting) != 0) {
 					fail("Waiting() = %v, want %v", got, waiting)
 				}
 				// Invariant 3: every key's last Allocation is what Ensure with the same

@@ -46,6 +46,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -119,8 +120,6 @@ func eventually(t *testing.T, what string, f func() error) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func slice(name, service string, labels map[string]string, eps ...discoveryv1.Endpoint) *discoveryv1.EndpointSlice {
 	if labels == nil {
 		labels = map[string]string{v1alpha1.LabelServiceName: service, v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue}
@@ -128,13 +127,13 @@ func slice(name, service string, labels map[string]string, eps ...discoveryv1.En
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: name, Namespace: "default", Labels: labels},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Port: ptr(int32(8080)), Protocol: ptr(corev1.ProtocolTCP)}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(8080)), Protocol: ptr.To(corev1.ProtocolTCP)}},
 		Endpoints:   eps,
 	}
 }
 
 func endpoint(addr, node string, ready bool) discoveryv1.Endpoint {
-	return discoveryv1.Endpoint{Addresses: []string{addr}, NodeName: ptr(node), Conditions: discoveryv1.EndpointConditions{Ready: ptr(ready)}}
+	return discoveryv1.Endpoint{Addresses: []string{addr}, NodeName: ptr.To(node), Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(ready)}}
 }
 
 // healthCheck returns the status code and local endpoint count the health check
@@ -272,7 +271,7 @@ func TestAgentProgramsWhatItWatches(t *testing.T) {
 	// The local endpoint turns unready, and the first write of that fails: the
 	// retry (a full resync) applies it.
 	fake.FailNextRestore(errors.New("iptables-restore: resource temporarily unavailable"))
-	ours.Endpoints[0].Conditions.Ready = ptr(false)
+	ours.Endpoints[0].Conditions.Ready = ptr.To(false)
 	if err := c.Update(ctx, ours); err != nil {
 		t.Fatal(err)
 	}

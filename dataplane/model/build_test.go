@@ -35,6 +35,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 )
@@ -99,7 +100,7 @@ func slice(name, svc string, at discoveryv1.AddressType, eps ...discoveryv1.Endp
 			v1alpha1.LabelManagedBy:   v1alpha1.ManagedByValue,
 		}},
 		AddressType: at,
-		Ports:       []discoveryv1.EndpointPort{{Name: ptr("http"), Protocol: ptr(corev1.ProtocolTCP), Port: ptr[int32](8080)}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8080)}},
 		Endpoints:   eps,
 	}
 }
@@ -109,26 +110,24 @@ func slice(name, svc string, at discoveryv1.AddressType, eps ...discoveryv1.Endp
 func ep(addr, node string, conds ...string) discoveryv1.Endpoint {
 	e := discoveryv1.Endpoint{Addresses: []string{addr}}
 	if node != "" {
-		e.NodeName = ptr(node)
+		e.NodeName = ptr.To(node)
 	}
 	for _, c := range conds {
 		switch c {
 		case "ready":
-			e.Conditions.Ready = ptr(true)
+			e.Conditions.Ready = ptr.To(true)
 		case "notready":
-			e.Conditions.Ready = ptr(false)
+			e.Conditions.Ready = ptr.To(false)
 		case "serving":
-			e.Conditions.Serving = ptr(true)
+			e.Conditions.Serving = ptr.To(true)
 		case "notserving":
-			e.Conditions.Serving = ptr(false)
+			e.Conditions.Serving = ptr.To(false)
 		case "terminating":
-			e.Conditions.Terminating = ptr(true)
+			e.Conditions.Terminating = ptr.To(true)
 		}
 	}
 	return e
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func addrs(ss ...string) []netip.Addr {
 	var out []netip.Addr
@@ -235,8 +234,8 @@ func TestBuildServicePorts(t *testing.T) {
 			s.Status.HealthCheckNodePort = 32000
 			s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{
 				{IP: "192.0.2.10"},
-				{IP: "192.0.2.11", IPMode: ptr(corev1.LoadBalancerIPModeVIP)},
-				{IP: "192.0.2.12", IPMode: ptr(corev1.LoadBalancerIPModeProxy)},
+				{IP: "192.0.2.11", IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)},
+				{IP: "192.0.2.12", IPMode: ptr.To(corev1.LoadBalancerIPModeProxy)},
 				{Hostname: "lb.example.com"},
 				{IP: "2001:db8::10"},
 			}
@@ -270,7 +269,7 @@ func TestBuildServicePorts(t *testing.T) {
 		services: []*v1alpha1.Service{service("web", func(s *v1alpha1.Service) {
 			s.Spec.ExternalIPs = []string{"198.51.100.20", "2001:db8::20", "198.51.100.20"}
 			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
-			s.Spec.InternalTrafficPolicy = ptr(corev1.ServiceInternalTrafficPolicyLocal)
+			s.Spec.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicyLocal)
 		})},
 		want: []*ServicePort{{
 			Name: web, Port: 80, ClusterIP: netip.MustParseAddr("10.96.0.10"),
@@ -282,7 +281,7 @@ func TestBuildServicePorts(t *testing.T) {
 		name: "affinity with an explicit timeout",
 		services: []*v1alpha1.Service{service("web", func(s *v1alpha1.Service) {
 			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
-			s.Spec.SessionAffinityConfig = &v1alpha1.SessionAffinityConfig{ClientIP: &v1alpha1.ClientIPConfig{TimeoutSeconds: ptr[int32](60)}}
+			s.Spec.SessionAffinityConfig = &v1alpha1.SessionAffinityConfig{ClientIP: &v1alpha1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](60)}}
 		})},
 		want: []*ServicePort{{
 			Name: web, Port: 80, ClusterIP: netip.MustParseAddr("10.96.0.10"),
@@ -345,12 +344,12 @@ func TestBuildServicePorts(t *testing.T) {
 			slice("fqdn", "web", discoveryv1.AddressTypeFQDN, ep("db.example.com", "")),
 			func() *discoveryv1.EndpointSlice {
 				s := slice("no-port", "web", discoveryv1.AddressTypeIPv4, ep("10.244.9.3", ""))
-				s.Ports = []discoveryv1.EndpointPort{{Name: ptr("metrics"), Port: ptr[int32](9090)}}
+				s.Ports = []discoveryv1.EndpointPort{{Name: ptr.To("metrics"), Port: ptr.To[int32](9090)}}
 				return s
 			}(),
 			func() *discoveryv1.EndpointSlice {
 				s := slice("udp", "web", discoveryv1.AddressTypeIPv4, ep("10.244.9.4", ""))
-				s.Ports[0].Protocol = ptr(corev1.ProtocolUDP)
+				s.Ports[0].Protocol = ptr.To(corev1.ProtocolUDP)
 				return s
 			}(),
 		},
@@ -371,14 +370,14 @@ func TestBuildServicePorts(t *testing.T) {
 			func() *discoveryv1.EndpointSlice {
 				s := slice("dns-1", "dns", discoveryv1.AddressTypeIPv4, ep("10.244.3.3", ""))
 				s.Ports = []discoveryv1.EndpointPort{
-					{Name: ptr("dns"), Protocol: ptr(corev1.ProtocolUDP), Port: ptr[int32](5353)},
-					{Name: ptr("dns-tcp"), Port: ptr[int32](5354)},
+					{Name: ptr.To("dns"), Protocol: ptr.To(corev1.ProtocolUDP), Port: ptr.To[int32](5353)},
+					{Name: ptr.To("dns-tcp"), Port: ptr.To[int32](5354)},
 				}
 				return s
 			}(),
 			func() *discoveryv1.EndpointSlice {
 				s := slice("single-1", "single", discoveryv1.AddressTypeIPv4, ep("10.244.4.4", ""))
-				s.Ports = []discoveryv1.EndpointPort{{Protocol: ptr(corev1.ProtocolSCTP), Port: ptr[int32](8443)}}
+				s.Ports = []discoveryv1.EndpointPort{{Protocol: ptr.To(corev1.ProtocolSCTP), Port: ptr.To[int32](8443)}}
 				return s
 			}(),
 		},

@@ -29,6 +29,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers/loadbalancer"
@@ -538,7 +539,7 @@ func serviceFamilies(svc *v1alpha1.Service, requested []netip.Addr) []bool {
 func status(held []netip.Addr) *corev1.LoadBalancerStatus {
 	st := &corev1.LoadBalancerStatus{}
 	for _, ip := range held {
-		st.Ingress = append(st.Ingress, corev1.LoadBalancerIngress{IP: ip.String(), IPMode: ptr(corev1.LoadBalancerIPModeVIP)})
+		st.Ingress = append(st.Ingress, corev1.LoadBalancerIngress{IP: ip.String(), IPMode: ptr.To(corev1.LoadBalancerIPModeVIP)})
 	}
 	return st
 }
@@ -618,5 +619,3 @@ func sortedNames(set map[types.NamespacedName]bool) []types.NamespacedName {
 	slices.SortFunc(out, func(a, b types.NamespacedName) int { return cmp.Compare(a.String(), b.String()) })
 	return out
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers/loadbalancer"
@@ -112,7 +113,7 @@ func newPoolObj(name string, addresses ...string) *v1alpha1.LoadBalancerIPPool {
 }
 
 func manual(p *v1alpha1.LoadBalancerIPPool) *v1alpha1.LoadBalancerIPPool {
-	p.Spec.AutoAssign = ptr(false)
+	p.Spec.AutoAssign = ptr.To(false)
 	return p
 }
 
@@ -133,7 +134,7 @@ func families(f ...corev1.IPFamily) func(*v1alpha1.Service) {
 }
 
 func preferDual(s *v1alpha1.Service) {
-	s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyPreferDualStack)
+	s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyPreferDualStack)
 	s.Status.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
 }
 
@@ -212,7 +213,7 @@ func TestDualStackPolicies(t *testing.T) {
 		t.Errorf("PreferDualStack without IPv6 addresses got %v, want one IPv4 address", got)
 	}
 	require := svc("a", "require", families(corev1.IPv4Protocol, corev1.IPv6Protocol), func(s *v1alpha1.Service) {
-		s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
+		s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
 	})
 	if msg := h.ensureFails(require); msg != "no LoadBalancerIPPool with IPv6 addresses auto-assigns to this Service" {
 		t.Errorf("RequireDualStack without IPv6 addresses: %q", msg)

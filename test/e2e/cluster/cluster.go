@@ -38,6 +38,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -87,6 +88,8 @@ type Options struct {
 	// HealthzBindAddress and MetricsBindAddress are the agent's; nothing is
 	// served when empty.
 	HealthzBindAddress, MetricsBindAddress string
+	// Mode is the agent's --mode; agent.ModeIPTables when empty.
+	Mode string
 }
 
 // Cluster is svcplane running on a world.
@@ -103,6 +106,11 @@ type Cluster struct {
 	kubecfg []byte
 	stops   []func() error // in the order to call them
 	agent   *running
+	// agentUser reaches the API server with the agent's permissions; opts are
+	// the options the cluster started with, which StartAgent reuses.
+	agentUser *envtest.AuthenticatedUser
+	opts      Options
+	mode      string
 }
 
 // running is a component running in a goroutine.
@@ -161,7 +169,10 @@ func Start(ctx context.Context, w *world.World, opts Options) (c *Cluster, err e
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{World: w, NodeName: opts.NodeName, Namespace: opts.Namespace}
+	if opts.Mode == "" {
+		opts.Mode = agent.ModeIPTables
+	}
+	c = &Cluster{World: w, NodeName: opts.NodeName, Namespace: opts.Namespace, opts: opts}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, c.Stop())
@@ -203,7 +214,11 @@ func Start(ctx context.Context, w *world.World, opts Options) (c *Cluster, err e
 			return c, err
 		}
 	}
-	if err := c.startAgent(ctx, opts); err != nil {
+	if err := c.grantAgent(ctx, opts); err != nil {
+		return c, err
+	}
+	c.stops = append([]func() error{c.StopAgent}, c.stops...)
+	if err := c.StartAgent(ctx, opts.Mode); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -227,8 +242,8 @@ func (c *Cluster) startManager(ctx context.Context, args []string) error {
 	return nil
 }
 
-// startAgent runs the agent with config/agent's permissions.
-func (c *Cluster) startAgent(ctx context.Context, opts Options) error {
+// grantAgent creates the agent's user with config/agent's permissions.
+func (c *Cluster) grantAgent(ctx context.Context, opts Options) error {
 	raw, err := os.ReadFile(filepath.Join(opts.Root, "config", "agent", "role.yaml"))
 	if err != nil {
 		return err
@@ -252,12 +267,25 @@ func (c *Cluster) startAgent(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	c.agentUser = user
+	return nil
+}
 
-	backend, err := agent.NewBackend(ctx, agent.ModeIPTables)
+// Mode returns the mode the agent runs (or last ran) in.
+func (c *Cluster) Mode() string { return c.mode }
+
+// StartAgent starts the agent in mode (agent --mode), with the options the cluster
+// started with. The agent must not be running.
+func (c *Cluster) StartAgent(ctx context.Context, mode string) error {
+	if c.agent != nil {
+		return errors.New("the agent is running already")
+	}
+	opts := c.opts
+	backend, err := agent.NewBackend(ctx, mode)
 	if err != nil {
 		return err
 	}
-	a, err := agent.New(user.Config(), agent.Options{
+	a, err := agent.New(c.agentUser.Config(), agent.Options{
 		NodeName:           c.NodeName,
 		Config:             model.Config{ClusterCIDRs: []netip.Prefix{world.ClusterCIDR, world.ClusterCIDRv6}},
 		Backend:            backend,
@@ -270,7 +298,7 @@ func (c *Cluster) startAgent(ctx context.Context, opts Options) error {
 		return err
 	}
 	c.agent = start(logf.IntoContext(ctx, logf.FromContext(ctx).WithName("agent")), a.Run)
-	c.stops = append([]func() error{c.StopAgent}, c.stops...)
+	c.mode = mode
 	return nil
 }
 
@@ -353,7 +381,7 @@ func (c *Cluster) registerPod(ctx context.Context, p world.Pod, labels map[strin
 			Name:    pod.Spec.Containers[0].Name,
 			Image:   pod.Spec.Containers[0].Image,
 			Ready:   true,
-			Started: ptr(true),
+			Started: ptr.To(true),
 			State:   corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
 		}},
 	}
@@ -386,5 +414,3 @@ func (c *Cluster) SetPodReady(ctx context.Context, name string, ready bool) erro
 		return c.Client.Status().Update(ctx, &pod)
 	})
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Defaults of the agent's --min-sync-period and --sync-period, kube-proxy's.
@@ -33,13 +35,6 @@ const (
 // SyncFunc applies the current desired state. full asks for a full resync rather
 // than only what changed; see FullSyncer.
 type SyncFunc func(ctx context.Context, full bool) error
-
-// Clock is the Runner's source of time; tests give it a fake one.
-type Clock interface {
-	Now() time.Time
-	// After returns a channel that receives once d has passed.
-	After(d time.Duration) <-chan time.Time
-}
 
 // RunnerConfig configures a Runner. Zero fields take their defaults.
 type RunnerConfig struct {
@@ -54,8 +49,9 @@ type RunnerConfig struct {
 	// because a full iptables-restore of a large node can take longer than a sync
 	// period (minutes for 100,000 chains with iptables-nft).
 	FullSyncPeriod time.Duration
-	// Clock is the time source; the real clock when nil.
-	Clock Clock
+	// Clock is the time source; the real clock when nil. Tests give it
+	// k8s.io/utils/clock/testing's FakeClock.
+	Clock clock.Clock
 }
 
 // RunnerStatus is what a Runner has done so far, for health checks and metrics.
@@ -83,7 +79,7 @@ type RunnerStatus struct {
 // state of a cache still filling up and wipe the node's rules.
 type Runner struct {
 	fn    SyncFunc
-	clock Clock
+	clock clock.Clock
 	kick  chan struct{}
 
 	mu    sync.Mutex
@@ -102,7 +98,7 @@ func NewRunner(fn SyncFunc, cfg RunnerConfig) (*Runner, error) {
 		cfg.FullSyncPeriod = cfg.SyncPeriod
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
+		cfg.Clock = clock.RealClock{}
 	}
 	var errs []error
 	if cfg.MinSyncPeriod < 0 {
@@ -161,19 +157,23 @@ func (r *Runner) Loop(ctx context.Context) {
 		r.mu.Unlock()
 
 		var fire <-chan time.Time
+		var timer clock.Timer
 		if ok {
 			now := r.clock.Now()
 			if !at.After(now) {
 				r.runOnce(ctx, now)
 				continue
 			}
-			fire = r.clock.After(at.Sub(now))
+			timer = r.clock.NewTimer(at.Sub(now))
+			fire = timer.C()
 		}
 		select {
 		case <-ctx.Done():
-			return
 		case <-r.kick:
 		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 	}
 }
@@ -277,8 +277,3 @@ func (s *schedule) backoff() time.Duration {
 	}
 	return min(d, s.syncPeriod)
 }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

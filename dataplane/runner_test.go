@@ -19,9 +19,11 @@ package dataplane
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -179,53 +181,22 @@ func TestNewRunnerValidates(t *testing.T) {
 	}
 }
 
-// fakeClock is a Clock whose time only moves when the test steps it. Every After
-// call is announced on idle, which tells the test that Loop has nothing to do until
-// the clock moves or Run is called.
+// fakeClock is k8s.io/utils' FakeClock, whose time only moves when the test steps
+// it, and which announces every timer Loop starts on idle: Loop has nothing to do
+// then until the clock moves or Run is called.
 type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeTimer
-	idle    chan struct{}
-}
-
-type fakeTimer struct {
-	at time.Time
-	ch chan time.Time
+	*clocktesting.FakeClock
+	idle chan struct{}
 }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: t0, idle: make(chan struct{}, 100)}
+	return &fakeClock{FakeClock: clocktesting.NewFakeClock(t0), idle: make(chan struct{}, 100)}
 }
 
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	c.waiters = append(c.waiters, fakeTimer{at: c.now.Add(d), ch: ch})
+func (c *fakeClock) NewTimer(d time.Duration) clock.Timer {
+	t := c.FakeClock.NewTimer(d)
 	c.idle <- struct{}{}
-	return ch
-}
-
-func (c *fakeClock) Step(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.now
-	}
-	c.waiters = kept
+	return t
 }
 
 func (c *fakeClock) drainIdle() {
@@ -263,7 +234,7 @@ func TestRunnerLoop(t *testing.T) {
 		if full := <-syncs; full != wantFull {
 			t.Fatalf("sync full = %v, want %v", full, wantFull)
 		}
-		clock.drainIdle() // Loop cannot reach After while this sync is unanswered.
+		clock.drainIdle() // Loop cannot start a timer while this sync is unanswered.
 		replies <- err
 		<-clock.idle
 	}

@@ -247,6 +247,9 @@ func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, e
 		return nil, fmt.Errorf("unable to create the loadbalancer controller: %w", err)
 	}
 
+	if err := mgr.Add(&coreRangeCheck{reader: mgr.GetAPIReader(), ours: cidrs}); err != nil {
+		return nil, fmt.Errorf("unable to set up the service range check: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("unable to set up health check: %w", err)
 	}

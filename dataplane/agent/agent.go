@@ -37,6 +37,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -68,8 +69,8 @@ type Options struct {
 	// a registry of the agent's own when nil. The agent's command passes
 	// controller-runtime's, which also holds the client-go and Go runtime metrics.
 	Registry RegistererGatherer
-	// Now is the clock of the metrics and /healthz; time.Now when nil.
-	Now func() time.Time
+	// Clock is the clock of the metrics and /healthz; the real one when nil.
+	Clock clock.PassiveClock
 }
 
 // RegistererGatherer is a Prometheus registry.
@@ -116,20 +117,20 @@ func New(restCfg *rest.Config, opts Options) (*Agent, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
 	}
 	syncPeriod := opts.Runner.SyncPeriod
 	if syncPeriod == 0 {
 		syncPeriod = dataplane.DefaultSyncPeriod
 	}
 
-	a := &Agent{restCfg: restCfg, opts: opts, now: opts.Now, scheme: runtime.NewScheme()}
+	a := &Agent{restCfg: restCfg, opts: opts, now: opts.Clock.Now, scheme: runtime.NewScheme()}
 	utilruntime.Must(clientgoscheme.AddToScheme(a.scheme))
 	utilruntime.Must(v1alpha1.AddToScheme(a.scheme))
 	// kube-proxy's rule: unhealthy once a change has waited two full resync
 	// periods, which a working agent never lets happen.
-	a.health = healthcheck.NewHealth(2*syncPeriod, opts.Now)
+	a.health = healthcheck.NewHealth(2*syncPeriod, opts.Clock)
 	var err error
 	if a.metrics, err = newMetrics(opts.Registry); err != nil {
 		return nil, err

@@ -20,6 +20,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Health is the agent's own health, served on /healthz as kube-proxy serves its
@@ -28,7 +30,7 @@ import (
 // last synced. Syncs must not overlap; the Runner guarantees that.
 type Health struct {
 	timeout time.Duration
-	now     func() time.Time
+	clock   clock.PassiveClock
 
 	mu sync.Mutex
 	// lastUpdated is when the last successful sync ended.
@@ -41,12 +43,12 @@ type Health struct {
 }
 
 // NewHealth returns a Health that turns unhealthy once a change waits longer than
-// timeout; now is its clock, time.Now when nil.
-func NewHealth(timeout time.Duration, now func() time.Time) *Health {
-	if now == nil {
-		now = time.Now
+// timeout; clk is its clock, the real one when nil.
+func NewHealth(timeout time.Duration, clk clock.PassiveClock) *Health {
+	if clk == nil {
+		clk = clock.RealClock{}
 	}
-	return &Health{timeout: timeout, now: now}
+	return &Health{timeout: timeout, clock: clk}
 }
 
 // QueuedUpdate records that a change is waiting for a sync.
@@ -54,7 +56,7 @@ func (h *Health) QueuedUpdate() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.oldestQueued.IsZero() {
-		h.oldestQueued = h.now()
+		h.oldestQueued = h.clock.Now()
 	}
 }
 
@@ -76,7 +78,7 @@ func (h *Health) SyncEnded(err error) {
 			h.oldestQueued = h.inSync
 		}
 	} else {
-		h.lastUpdated = h.now()
+		h.lastUpdated = h.clock.Now()
 	}
 	h.inSync = time.Time{}
 }
@@ -86,7 +88,7 @@ func (h *Health) SyncEnded(err error) {
 func (h *Health) Healthy() (bool, time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := h.now()
+	now := h.clock.Now()
 	oldest := h.oldestQueued
 	if !h.inSync.IsZero() && (oldest.IsZero() || h.inSync.Before(oldest)) {
 		oldest = h.inSync
@@ -108,5 +110,5 @@ func (h *Health) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	if !healthy {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, healthzResponse{LastUpdated: last, CurrentTime: h.now()})
+	writeJSON(w, code, healthzResponse{LastUpdated: last, CurrentTime: h.clock.Now()})
 }

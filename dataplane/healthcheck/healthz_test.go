@@ -23,13 +23,14 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
-type fakeClock struct{ t time.Time }
+func newClock() *clocktesting.FakeClock {
+	return clocktesting.NewFakeClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+}
 
-func (c *fakeClock) now() time.Time        { return c.t }
-func (c *fakeClock) step(d time.Duration)  { c.t = c.t.Add(d) }
-func newClock() *fakeClock                 { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
 func healthy(t *testing.T, h *Health) bool { t.Helper(); ok, _ := h.Healthy(); return ok }
 func wantHealth(t *testing.T, h *Health, want bool, when string) {
 	t.Helper()
@@ -40,46 +41,46 @@ func wantHealth(t *testing.T, h *Health, want bool, when string) {
 
 func TestHealth(t *testing.T) {
 	c := newClock()
-	h := NewHealth(10*time.Second, c.now)
+	h := NewHealth(10*time.Second, c)
 	wantHealth(t, h, true, "idle at start")
 
 	h.QueuedUpdate()
-	c.step(5 * time.Second)
+	c.Step(5 * time.Second)
 	h.QueuedUpdate() // does not reset the age of the oldest change
-	c.step(6 * time.Second)
+	c.Step(6 * time.Second)
 	wantHealth(t, h, false, "a change waiting 11s")
 
 	h.SyncStarted()
 	wantHealth(t, h, false, "while the late sync runs")
-	c.step(time.Second)
+	c.Step(time.Second)
 	h.QueuedUpdate() // arrives during the sync
 	h.SyncEnded(nil)
 	wantHealth(t, h, true, "after the sync")
-	c.step(11 * time.Second)
+	c.Step(11 * time.Second)
 	wantHealth(t, h, false, "the change that arrived during the sync waited 11s")
 
 	h.SyncStarted()
 	h.SyncEnded(nil)
-	c.step(time.Hour)
+	c.Step(time.Hour)
 	wantHealth(t, h, true, "idle for an hour")
 
 	h.QueuedUpdate()
 	h.SyncStarted()
-	c.step(time.Second)
+	c.Step(time.Second)
 	h.SyncEnded(errors.New("iptables-restore failed"))
-	c.step(9 * time.Second)
+	c.Step(9 * time.Second)
 	wantHealth(t, h, true, "a failed change 10s old")
-	c.step(time.Second)
+	c.Step(time.Second)
 	wantHealth(t, h, false, "a failed change 11s old")
 }
 
 func TestHealthServeHTTP(t *testing.T) {
 	c := newClock()
-	h := NewHealth(time.Second, c.now)
+	h := NewHealth(time.Second, c)
 	h.SyncStarted()
 	h.SyncEnded(nil)
-	synced := c.t
-	c.step(time.Minute)
+	synced := c.Now()
+	c.Step(time.Minute)
 
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
@@ -90,12 +91,12 @@ func TestHealthServeHTTP(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatal(err)
 	}
-	if !body.LastUpdated.Equal(synced) || !body.CurrentTime.Equal(c.t) {
-		t.Errorf("body %+v, want lastUpdated %v and currentTime %v", body, synced, c.t)
+	if !body.LastUpdated.Equal(synced) || !body.CurrentTime.Equal(c.Now()) {
+		t.Errorf("body %+v, want lastUpdated %v and currentTime %v", body, synced, c.Now())
 	}
 
 	h.QueuedUpdate()
-	c.step(2 * time.Second)
+	c.Step(2 * time.Second)
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != http.StatusServiceUnavailable {

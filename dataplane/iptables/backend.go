@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -42,8 +43,8 @@ type Options struct {
 	// MasqueradeBit is the packet mark bit asking for masquerade, 0 to 31;
 	// DefaultMasqueradeBit when nil.
 	MasqueradeBit *int
-	// Now is the clock of SyncStats; time.Now when nil.
-	Now func() time.Time
+	// Clock is the clock of SyncStats; the real one when nil.
+	Clock clock.PassiveClock
 }
 
 // SyncStats describes one family's last Sync, for logs and metrics.
@@ -107,10 +108,11 @@ func New(opts Options) (*Backend, error) {
 	if len(families) == 0 {
 		families = slices.Clone(model.Families)
 	}
-	b := &Backend{exec: opts.Executor, families: families, now: opts.Now, state: map[model.Family]*familyState{}}
-	if b.now == nil {
-		b.now = time.Now
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
 	}
+	b := &Backend{exec: opts.Executor, families: families, now: clk.Now, state: map[model.Family]*familyState{}}
 	for _, f := range families {
 		if f != model.IPv4 && f != model.IPv6 {
 			return nil, fmt.Errorf("iptables backend: unknown family %v", f)

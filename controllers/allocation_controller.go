@@ -26,13 +26,17 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -50,9 +54,29 @@ import (
 // needs.
 const ConditionAllocated = "Allocated"
 
+// ReasonExternalIPsDenied is the Allocated reason of a Service with external IPs
+// while the manager runs with --deny-external-ips.
+const ReasonExternalIPsDenied = "ExternalIPsDenied"
+
+// ReasonInvalidSelector is the Allocated reason of a Service whose selector is not a
+// valid label set.
+const ReasonInvalidSelector = "InvalidSelector"
+
+// externalIPsDeniedMessage is kube-apiserver's DenyServiceExternalIPs rejection.
+const externalIPsDeniedMessage = "spec.externalIPs: Forbidden: Use of external IPs is denied by admission control"
+
 // waitingRetryPeriod is how often a Service waiting for a value held by another
 // Service is retried even if no release was seen (a release is the usual trigger).
 const waitingRetryPeriod = 30 * time.Second
+
+// unreachableRetryPeriod is how often a pass is retried while the API server cannot
+// be reached; the recovery pass retries everything once it is back.
+const unreachableRetryPeriod = 5 * time.Second
+
+// maxRetryDelay caps the workqueue's per-Service backoff (controller-runtime's default
+// reaches 1000s), so that a Service that failed through an outage is retried
+// within seconds of its end.
+const maxRetryDelay = 5 * time.Second
 
 // AllocationReconciler gives Services their cluster IPs, node ports and health check
 // node port from an ledger.Book, and records them in status. It rebuilds the Book
@@ -70,10 +94,25 @@ type AllocationReconciler struct {
 	// MaxConcurrentReconciles bounds parallel reconciles (the Book serialises the
 	// allocation itself).
 	MaxConcurrentReconciles int
+	// DenyExternalIPs refuses every Service with external IPs, as kube-apiserver's
+	// DenyServiceExternalIPs admission plugin does: such a Service holds nothing, so
+	// no node programs it, and says why in its Allocated condition.
+	DenyExternalIPs bool
+	// APIReachable reports whether the API server answers; nil means always. While
+	// it does not, failed passes are retried quietly instead of through the
+	// workqueue's growing backoff.
+	APIReachable func() bool
 
 	restoreMu sync.Mutex
 	restored  bool
 	retry     chan event.GenericEvent
+
+	// identity is this instance's field manager name for status writes.
+	identity       string
+	guardMu        sync.Mutex
+	seen           map[string]seen
+	standbyUntil   time.Time
+	lastForeignLog time.Time
 }
 
 // +kubebuilder:rbac:groups=networking.svcplane.io,resources=services,verbs=get;list;watch
@@ -84,20 +123,21 @@ type AllocationReconciler struct {
 func (r *AllocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 	if err := r.restore(ctx); err != nil {
-		return ctrl.Result{}, err
+		return r.retryOrFail(err)
 	}
 	key := req.String()
 
-	svc := &v1alpha1.Service{}
-	if err := r.Get(ctx, req.NamespacedName, svc); err != nil {
-		if apierrors.IsNotFound(err) {
-			if r.Book.Release(key) {
-				log.V(1).Info("released the allocations of a deleted Service")
-				r.kickWaiting(key)
-			}
-			return ctrl.Result{}, nil
+	svc, err := r.fetch(ctx, req.NamespacedName)
+	if err != nil {
+		return r.retryOrFail(err)
+	}
+	if svc == nil {
+		if r.Book.Release(key) {
+			log.V(1).Info("released the allocations of a deleted Service")
+			r.kickWaiting(key)
 		}
-		return ctrl.Result{}, err
+		r.forget(key)
+		return ctrl.Result{}, nil
 	}
 	if !svc.DeletionTimestamp.IsZero() {
 		// The Service keeps what it holds until it is gone: a finalizer (a load
@@ -105,16 +145,42 @@ func (r *AllocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil
 	}
 
-	alloc, freed, allocErr := r.Book.Ensure(key, svc.UID, &svc.Spec)
-	if freed {
+	// Someone else (another manager) wrote this allocation: follow it rather than
+	// overwrite it, when the Book can.
+	if r.writtenByOther(key, svc) {
+		r.otherAllocator(ctx, svc)
+	}
+	if adopted, _ := r.Book.Adopt(key, svc.UID, &svc.Status); adopted {
+		log.V(1).Info("adopted the allocation shown in status")
 		r.kickWaiting(key)
 	}
-	var failure *ledger.Error
-	if allocErr != nil && !errors.As(allocErr, &failure) {
-		return ctrl.Result{}, allocErr
+	r.remember(key, svc)
+	if standby, left := r.standingBy(); standby {
+		return ctrl.Result{RequeueAfter: left}, nil
 	}
 
 	status := svc.Status.DeepCopy()
+	var failure *ledger.Error
+	var alloc ledger.Allocation
+	if failure = r.refusal(svc); failure != nil {
+		// kube-apiserver would have refused the object: it holds nothing (so no
+		// node programs it), and what it held goes back to the ranges.
+		if r.Book.Release(key) {
+			r.kickWaiting(key)
+		}
+		applyAllocation(status, ledger.Allocation{})
+	} else {
+		var freed bool
+		var allocErr error
+		alloc, freed, allocErr = r.Book.Ensure(key, svc.UID, &svc.Spec)
+		if freed {
+			r.kickWaiting(key)
+		}
+		if allocErr != nil && !errors.As(allocErr, &failure) {
+			return ctrl.Result{}, allocErr
+		}
+	}
+
 	cond := metav1.Condition{Type: ConditionAllocated, ObservedGeneration: svc.Generation}
 	if failure == nil {
 		applyAllocation(status, alloc)
@@ -129,15 +195,27 @@ func (r *AllocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	status.Display = display(&svc.Spec, status)
 
 	if !equality.Semantic.DeepEqual(status, &svc.Status) {
+		// A value this Service does not show yet must not show on any other
+		// Service: one written by another manager that the Book has not seen.
+		if other, err := r.heldElsewhere(ctx, key, newValues(&svc.Status, status)); err != nil {
+			return ctrl.Result{}, err
+		} else if other != nil {
+			r.Book.Release(key)
+			r.otherAllocator(ctx, other)
+			r.Book.Adopt(client.ObjectKeyFromObject(other).String(), other.UID, &other.Status)
+			r.remember(client.ObjectKeyFromObject(other).String(), other)
+			return ctrl.Result{RequeueAfter: time.Millisecond}, nil
+		}
 		updated := svc.DeepCopy()
 		updated.Status = *status
-		if err := r.Status().Patch(ctx, updated, client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{})); err != nil {
+		if err := r.Status().Patch(ctx, updated, client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{}), client.FieldOwner(r.identity)); err != nil {
 			if failure == nil {
 				// What was allocated stays held; the next pass writes it.
 				log.V(1).Info("status write failed; will retry", "error", err.Error())
 			}
-			return ctrl.Result{}, err
+			return r.retryOrFail(err)
 		}
+		r.remember(key, updated)
 	}
 
 	if failure == nil {
@@ -152,6 +230,90 @@ func (r *AllocationReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, nil
 	}
 	return ctrl.Result{RequeueAfter: waitingRetryPeriod}, nil
+}
+
+// refusal returns why kube-apiserver would refuse svc where the CRD schema cannot:
+// external IPs under --deny-external-ips, and selector values with characters a
+// label value may not have (a regular expression over the unbounded values is beyond
+// the CRD's CEL cost budget, so the schema checks only their length). nil when
+// nothing is refused.
+func (r *AllocationReconciler) refusal(svc *v1alpha1.Service) *ledger.Error {
+	if r.DenyExternalIPs && len(svc.Spec.ExternalIPs) > 0 {
+		return &ledger.Error{Reason: ReasonExternalIPsDenied, Message: externalIPsDeniedMessage, Permanent: true}
+	}
+	if errs := metav1validation.ValidateLabels(svc.Spec.Selector, field.NewPath("spec", "selector")); len(errs) > 0 {
+		return &ledger.Error{Reason: ReasonInvalidSelector, Message: errs.ToAggregate().Error(), Permanent: true}
+	}
+	return nil
+}
+
+// fetch reads the Service from the cache, and from the API server when the cache
+// does not have it: after an outage the informers may still be backing off while
+// the recovery pass already queued the Service. It returns nil when the Service is
+// gone.
+func (r *AllocationReconciler) fetch(ctx context.Context, name types.NamespacedName) (*v1alpha1.Service, error) {
+	svc := &v1alpha1.Service{}
+	err := r.Get(ctx, name, svc)
+	if err == nil {
+		return svc, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	if err := r.APIReader.Get(ctx, name, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	svc.ManagedFields = nil
+	return svc, nil
+}
+
+// retryOrFail returns err for the workqueue's backoff, unless the API server is known
+// to be unreachable: then the pass is retried quietly (the monitor has said it once)
+// and the recovery pass requeues it as soon as the API server is back.
+func (r *AllocationReconciler) retryOrFail(err error) (ctrl.Result, error) {
+	if r.APIReachable != nil && !r.APIReachable() {
+		return ctrl.Result{RequeueAfter: unreachableRetryPeriod}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+// Resync queues every Service whose allocation is not settled (no Allocated condition
+// for its current generation, or a status the Book disagrees with), oldest first,
+// and every waiting Service. The manager calls it when the API server is back after
+// an outage, so that work is picked up in about a second instead of after the
+// informers' backoff.
+func (r *AllocationReconciler) Resync(ctx context.Context) error {
+	if err := r.restore(ctx); err != nil {
+		return err
+	}
+	list := &v1alpha1.ServiceList{}
+	if err := r.APIReader.List(ctx, list); err != nil {
+		return fmt.Errorf("listing Services after the API server came back: %w", err)
+	}
+	slices.SortFunc(list.Items, olderFirst)
+	queued := 0
+	for i := range list.Items {
+		svc := &list.Items[i]
+		c := meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated)
+		key := client.ObjectKeyFromObject(svc).String()
+		if c == nil || c.ObservedGeneration != svc.Generation || !r.Book.InSync(key, svc.UID, &svc.Status) {
+			r.enqueue(key)
+			queued++
+		}
+	}
+	r.kickWaiting("")
+	logf.FromContext(ctx).Info("queued unsettled Services after the API server came back", "services", queued)
+	return nil
+}
+
+func olderFirst(a, b v1alpha1.Service) int {
+	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 }
 
 // applyAllocation writes what the Service holds into its status.
@@ -229,14 +391,10 @@ func (r *AllocationReconciler) restore(ctx context.Context) error {
 	if err := r.APIReader.List(ctx, list); err != nil {
 		return fmt.Errorf("listing Services to restore allocations: %w", err)
 	}
-	slices.SortFunc(list.Items, func(a, b v1alpha1.Service) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
-	})
+	slices.SortFunc(list.Items, olderFirst)
 	for i := range list.Items {
 		svc := &list.Items[i]
+		r.remember(client.ObjectKeyFromObject(svc).String(), svc)
 		for _, p := range r.Book.Restore(client.ObjectKeyFromObject(svc).String(), svc.UID, &svc.Status) {
 			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, p.Reason, "RestoreServiceAddresses", "%s", p.Message)
 		}
@@ -303,6 +461,15 @@ func (r *AllocationReconciler) enqueue(key string) {
 // SetupWithManager registers the reconciler and its repair pass with the manager.
 func (r *AllocationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.retry = make(chan event.GenericEvent, 4096)
+	r.seen = map[string]seen{}
+	if r.identity == "" {
+		r.identity = newIdentity()
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Service{}, allocatedIndex, func(obj client.Object) []string {
+		return allocatedValues(&obj.(*v1alpha1.Service).Status)
+	}); err != nil {
+		return err
+	}
 	if r.RepairInterval > 0 {
 		if err := mgr.Add(&periodic{name: "allocation-repair", interval: r.RepairInterval, run: r.repair}); err != nil {
 			return err
@@ -311,7 +478,13 @@ func (r *AllocationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Service{}).
 		WatchesRawSource(source.Channel(r.retry, &handler.EnqueueRequestForObject{})).
-		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles)}).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
+			RateLimiter: workqueue.NewTypedMaxOfRateLimiter(
+				workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](5*time.Millisecond, maxRetryDelay),
+				&workqueue.TypedBucketRateLimiter[reconcile.Request]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+			),
+		}).
 		Named("allocation").
 		Complete(r)
 }

@@ -125,7 +125,7 @@ type runningManager struct {
 
 // startManager starts a manager running the reconcilers, as cmd/manager
 // wires it, with its own fresh Book over the given ranges.
-func startManager(serviceCIDRs, nodePorts string) *runningManager {
+func startManager(serviceCIDRs, nodePorts string, tune ...func(*AllocationReconciler)) *runningManager {
 	GinkgoHelper()
 	cidrs, err := ledger.ParseServiceCIDRs(serviceCIDRs)
 	Expect(err).NotTo(HaveOccurred())
@@ -140,14 +140,18 @@ func startManager(serviceCIDRs, nodePorts string) *runningManager {
 		Controller: config.Controller{SkipNameValidation: ptr(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect((&AllocationReconciler{
+	allocation := &AllocationReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("svcplane-allocator"),
 		Book:                    book,
 		RepairInterval:          2 * time.Second,
 		MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr)).To(Succeed())
+	}
+	for _, t := range tune {
+		t(allocation)
+	}
+	Expect(allocation.SetupWithManager(mgr)).To(Succeed())
 	Expect((&EndpointSliceReconciler{
 		Client:                  mgr.GetClient(),
 		Recorder:                mgr.GetEventRecorder("svcplane-endpointslice"),
@@ -173,10 +177,10 @@ func (m *runningManager) stop() {
 }
 
 // swapManager stops the running manager and starts one over other ranges.
-func swapManager(serviceCIDRs, nodePorts string) {
+func swapManager(serviceCIDRs, nodePorts string, tune ...func(*AllocationReconciler)) {
 	GinkgoHelper()
 	current.stop()
-	current = startManager(serviceCIDRs, nodePorts)
+	current = startManager(serviceCIDRs, nodePorts, tune...)
 }
 
 func ptr[T any](v T) *T { return &v }

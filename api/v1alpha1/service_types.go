@@ -75,7 +75,15 @@ type ServiceSpec struct {
 
 	// Selector routes traffic to pods whose labels match it. A Service without a
 	// selector gets no managed endpoints; its EndpointSlices are made by someone else.
+	// Every key must be a valid label key and every value a valid label value, as
+	// kube-apiserver's ValidateLabels demands. The schema checks the keys and the
+	// values' length; the allocation controller refuses a value with other
+	// characters (a regular expression over every value is beyond the CRD's CEL
+	// cost budget, as the values' length is unbounded there).
 	// +mapType=atomic
+	// +kubebuilder:validation:XValidation:rule="self.all(k, k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$') && k.indexOf('/') <= 253 && size(k) - k.indexOf('/') <= 64)",messageExpression="\"key \\\"\" + self.filter(k, !(k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$') && k.indexOf('/') <= 253 && size(k) - k.indexOf('/') <= 64))[0] + \"\\\": a valid label key must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName'), at most 63 characters after the prefix\""
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(self[k]) <= 63)",messageExpression="\"value \\\"\" + self.filter(k, size(self[k]) > 63).map(k, self[k])[0] + \"\\\": must be no more than 63 bytes\""
+	// +kubebuilder:validation:MaxProperties=64
 	// +optional
 	Selector map[string]string `json:"selector,omitempty"`
 
@@ -118,6 +126,11 @@ type ServiceSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="self.all(a, isIP(a))",message="each entry must be a valid IP address (e.g. 10.9.8.7 or 2001:db8::ffff)"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || !ip(self).isUnspecified()",messageExpression="\"may not be unspecified (\" + self + \")\""
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || !ip(self).isLoopback()",message="may not be in the loopback range (127.0.0.0/8, ::1/128)"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || !ip(self).isLinkLocalUnicast()",message="may not be in the link-local range (169.254.0.0/16, fe80::/10)"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || !ip(self).isLinkLocalMulticast()",message="may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || ip(self).isLinkLocalMulticast() || !(ip(self).family() == 4 ? cidr('224.0.0.0/4').containsIP(ip(self)) : cidr('ff00::/8').containsIP(ip(self)))",message="may not be a multicast address (224.0.0.0/4, ff00::/8)"
 	// +optional
 	ExternalIPs []string `json:"externalIPs,omitempty"`
 
@@ -330,6 +343,10 @@ type ServiceDisplay struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// The name is a DNS-1035 label of at most 63 characters, as a core Service's: it
+// becomes a DNS label and the value of the EndpointSlices' service-name label.
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 63",messageExpression="\"name \\\"\" + self.metadata.name + \"\\\": must be no more than 63 characters\"",fieldPath=".metadata"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",messageExpression="\"name \\\"\" + self.metadata.name + \"\\\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')\"",fieldPath=".metadata"
 // +kubebuilder:resource:shortName=svcp,categories=svcplane
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Cluster-IP",type=string,JSONPath=`.status.clusterIP`

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,8 +110,9 @@ type Book struct {
 	ipOwner   map[netip.Addr]string
 	portOwner map[int32]string
 	// waiting are the Services whose last Ensure failed for a reason that can clear
-	// by itself; they are retried when something is released.
-	waiting map[string]struct{}
+	// by itself, with when they started waiting; they are retried, longest waiting
+	// first, when something is released.
+	waiting map[string]time.Time
 	now     func() time.Time
 }
 
@@ -125,7 +127,7 @@ func NewBook(serviceCIDRs []netip.Prefix, nodePortRange string) (*Book, error) {
 		holders:   map[string]*holding{},
 		ipOwner:   map[netip.Addr]string{},
 		portOwner: map[int32]string{},
-		waiting:   map[string]struct{}{},
+		waiting:   map[string]time.Time{},
 		now:       time.Now,
 	}
 	for _, cidr := range serviceCIDRs {
@@ -198,7 +200,9 @@ func (b *Book) Ensure(key string, uid types.UID, spec *v1alpha1.ServiceSpec) (al
 		t.rollback()
 		var ae *Error
 		if errors.As(err, &ae) && !ae.Permanent {
-			b.waiting[key] = struct{}{}
+			if _, already := b.waiting[key]; !already {
+				b.waiting[key] = b.now()
+			}
 		} else {
 			delete(b.waiting, key)
 		}
@@ -254,7 +258,8 @@ func (b *Book) releasePort(port int32) {
 }
 
 // Waiting returns the Services whose last Ensure failed for a reason that can clear
-// by itself (a value held by another Service, a full range).
+// by itself (a value held by another Service, a full range), longest waiting first,
+// so that retrying them in this order serves them first come, first served.
 func (b *Book) Waiting() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -262,7 +267,12 @@ func (b *Book) Waiting() []string {
 	for k := range b.waiting {
 		keys = append(keys, k)
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, func(x, y string) int {
+		if c := b.waiting[x].Compare(b.waiting[y]); c != 0 {
+			return c
+		}
+		return strings.Compare(x, y)
+	})
 	return keys
 }
 
@@ -274,6 +284,54 @@ func (b *Book) Waiting() []string {
 func (b *Book) Restore(key string, uid types.UID, status *v1alpha1.ServiceStatus) []Problem {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.restoreLocked(key, uid, status)
+}
+
+// Adopt makes the Book follow a status written by someone else (another manager):
+// when status shows allocated values that differ from what the Service key (with uid)
+// holds, and every one of them is in range and free or already the Service's, the
+// Service then holds exactly what status shows, and Adopt reports true. It changes
+// nothing and reports false when status shows no value (a write that never happened
+// or was lost: the Book's record stands), already matches, or claims a value that is
+// out of range or held by another Service; conflict then names that Service.
+func (b *Book) Adopt(key string, uid types.UID, status *v1alpha1.ServiceStatus) (adopted bool, conflict string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ips, ports := ipsOf(status), nodePortsOf(status)
+	if status.HealthCheckNodePort != 0 {
+		ports = append(ports, status.HealthCheckNodePort)
+	}
+	if len(ips) == 0 && len(ports) == 0 {
+		return false, ""
+	}
+	if b.inSyncLocked(key, uid, status) {
+		return false, ""
+	}
+	seen := map[corev1.IPFamily]bool{}
+	for _, ip := range ips {
+		fam := familyOf(ip)
+		r := b.ipRanges[fam]
+		if r == nil || !r.Contains(ip) || seen[fam] {
+			return false, ""
+		}
+		seen[fam] = true
+		if owner, taken := b.ipOwner[ip]; taken && owner != key {
+			return false, owner
+		}
+	}
+	for _, port := range ports {
+		if !b.nodePorts.Contains(int(port)) {
+			return false, ""
+		}
+		if owner, taken := b.portOwner[port]; taken && owner != key {
+			return false, owner
+		}
+	}
+	b.releaseLocked(key)
+	return len(b.restoreLocked(key, uid, status)) == 0, ""
+}
+
+func (b *Book) restoreLocked(key string, uid types.UID, status *v1alpha1.ServiceStatus) []Problem {
 	if h := b.holders[key]; h != nil && h.uid != uid {
 		b.releaseLocked(key)
 	}
@@ -359,6 +417,10 @@ func (b *Book) cidrsText() string {
 func (b *Book) InSync(key string, uid types.UID, status *v1alpha1.ServiceStatus) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.inSyncLocked(key, uid, status)
+}
+
+func (b *Book) inSyncLocked(key string, uid types.UID, status *v1alpha1.ServiceStatus) bool {
 	h := b.holders[key]
 	if h == nil || h.uid != uid {
 		return len(ipsOf(status)) == 0 && len(nodePortsOf(status)) == 0 && status.HealthCheckNodePort == 0

@@ -30,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"time"
 
@@ -38,6 +39,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -75,6 +77,11 @@ type Config struct {
 	MetricsAddr, ProbeAddr      string
 	SecureMetrics, EnableHTTP2  bool
 	LeaderElect                 bool
+	LeaderElectionNamespace     string
+	LeaseDuration               time.Duration
+	RenewDeadline               time.Duration
+	RetryPeriod                 time.Duration
+	DenyExternalIPs             bool
 	ServiceCIDRs, NodePortRange string
 	RepairInterval, BatchPeriod time.Duration
 	ConcurrentServiceSyncs      int
@@ -95,9 +102,18 @@ func (c *Config) BindFlags(fs *flag.FlagSet, opts Options) {
 	fs.BoolVar(&c.EnableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: CVE-2023-44487, CVE-2023-39325).")
 	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "The address the health and readiness probes bind to.")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "Elect a leader so that only one manager replica is active.")
+	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease. Empty means the Pod's namespace in a cluster, else the namespace of the kubeconfig context, else kube-system.")
+	// The defaults let the leader ride out an API server outage of a minute (it keeps
+	// retrying its renewal for 75s) instead of exiting as kube-controller-manager's
+	// 15s/10s/2s would after 10s; a standby takes over at most 90s after a leader
+	// dies without releasing the Lease (a graceful stop releases it at once).
+	fs.DurationVar(&c.LeaseDuration, "leader-elect-lease-duration", 90*time.Second, "How long a standby waits after the last observed renewal before it takes the lead.")
+	fs.DurationVar(&c.RenewDeadline, "leader-elect-renew-deadline", 75*time.Second, "How long the leader keeps retrying to renew its Lease (e.g. through an API server outage) before it gives up the lead; shorter than --leader-elect-lease-duration.")
+	fs.DurationVar(&c.RetryPeriod, "leader-elect-retry-period", 5*time.Second, "How often leader election clients try to acquire or renew the Lease.")
+	fs.BoolVar(&c.DenyExternalIPs, "deny-external-ips", false, "Refuse every Service with spec.externalIPs (Allocated=False, reason ExternalIPsDenied), as kube-apiserver's DenyServiceExternalIPs admission plugin does.")
 	fs.StringVar(&c.ServiceCIDRs, "service-cluster-ip-range", "10.96.0.0/12", "CIDR from which ClusterIPs are allocated; two comma-separated CIDRs of different families for dual-stack, primary first. At most 2^20 addresses each.")
 	fs.StringVar(&c.NodePortRange, "service-node-port-range", "30000-32767", "Port range from which node ports are allocated, inclusive.")
-	fs.DurationVar(&c.RepairInterval, "repair-interval", 3*time.Minute, "How often allocations are checked against every Service for duplicates, out-of-range values and leaks; 0 disables the check.")
+	fs.DurationVar(&c.RepairInterval, "repair-interval", 3*time.Minute, "How often allocations are checked against every Service for duplicates, out-of-range values and leaks: at least 10s, or 0 to disable the check.")
 	fs.IntVar(&c.ConcurrentServiceSyncs, "concurrent-service-syncs", 4, "Number of Services reconciled in parallel.")
 	fs.IntVar(&c.MaxEndpointsPerSlice, "max-endpoints-per-slice", endpoints.DefaultMaxEndpointsPerSlice, "The maximum number of endpoints in one EndpointSlice.")
 	fs.DurationVar(&c.BatchPeriod, "endpointslice-updates-batch-period", 0, "How long pod changes are batched before a Service's EndpointSlices are written; 0 writes at once.")
@@ -108,6 +124,14 @@ func (c *Config) BindFlags(fs *flag.FlagSet, opts Options) {
 	fs.DurationVar(&c.LoadBalancerMinRetryDelay, "load-balancer-min-retry-delay", 5*time.Second, "Delay before a failed load balancer call is retried, doubled after each further failure.")
 	fs.DurationVar(&c.LoadBalancerMaxRetryDelay, "load-balancer-max-retry-delay", 5*time.Minute, "Longest delay between retries of a failing load balancer call.")
 }
+
+// Minimum values of the period flags: below them a pass or a retry loop does little
+// but load the API server and flood the log while it is down.
+const (
+	MinRepairInterval = 10 * time.Second
+	MinRetryDelay     = 100 * time.Millisecond
+	MinRetryPeriod    = time.Second
+)
 
 // Validate checks the numeric settings, naming the flag at fault; the ranges and
 // the provider are checked where they are parsed.
@@ -121,11 +145,19 @@ func (c *Config) Validate() error {
 	// kube-controller-manager's bounds for --max-endpoints-per-slice.
 	check(c.MaxEndpointsPerSlice >= 1 && c.MaxEndpointsPerSlice <= 1000, "max-endpoints-per-slice", c.MaxEndpointsPerSlice, "must be between 1 and 1000")
 	check(c.BatchPeriod >= 0, "endpointslice-updates-batch-period", c.BatchPeriod, "must not be negative")
-	check(c.RepairInterval >= 0, "repair-interval", c.RepairInterval, "must not be negative (0 disables the repair pass)")
+	check(c.RepairInterval == 0 || c.RepairInterval >= MinRepairInterval, "repair-interval", c.RepairInterval, fmt.Sprintf("must be at least %v (0 disables the repair pass)", MinRepairInterval))
+	check(c.LoadBalancerMinRetryDelay >= MinRetryDelay, "load-balancer-min-retry-delay", c.LoadBalancerMinRetryDelay, fmt.Sprintf("must be at least %v", MinRetryDelay))
+	if c.LeaderElect {
+		check(c.RetryPeriod >= MinRetryPeriod, "leader-elect-retry-period", c.RetryPeriod, fmt.Sprintf("must be at least %v", MinRetryPeriod))
+		// client-go's own rule: the renewal retries, with jitter, fit in the deadline.
+		check(float64(c.RenewDeadline) > 1.2*float64(c.RetryPeriod), "leader-elect-renew-deadline", c.RenewDeadline,
+			fmt.Sprintf("must be longer than 1.2 times --leader-elect-retry-period (%v)", c.RetryPeriod))
+		check(c.LeaseDuration > c.RenewDeadline, "leader-elect-lease-duration", c.LeaseDuration,
+			fmt.Sprintf("must be longer than --leader-elect-renew-deadline (%v)", c.RenewDeadline))
+	}
 	check(c.ConcurrentServiceSyncs >= 1, "concurrent-service-syncs", c.ConcurrentServiceSyncs, "must be at least 1")
 	check(c.ConcurrentEndpointSyncs >= 1, "concurrent-service-endpoint-syncs", c.ConcurrentEndpointSyncs, "must be at least 1")
 	check(c.ConcurrentLoadBalancerSyncs >= 1, "concurrent-load-balancer-syncs", c.ConcurrentLoadBalancerSyncs, "must be at least 1")
-	check(c.LoadBalancerMinRetryDelay > 0, "load-balancer-min-retry-delay", c.LoadBalancerMinRetryDelay, "must be positive")
 	check(c.LoadBalancerMaxRetryDelay >= c.LoadBalancerMinRetryDelay, "load-balancer-max-retry-delay", c.LoadBalancerMaxRetryDelay,
 		fmt.Sprintf("must not be shorter than --load-balancer-min-retry-delay (%v)", c.LoadBalancerMinRetryDelay))
 	return errors.Join(errs...)
@@ -140,13 +172,18 @@ func Run(opts Options) error {
 	zopts := zap.Options{Development: true}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zopts)))
+	processLogger = zap.New(zap.UseFlagOptions(&zopts))
+	ctrl.SetLogger(processLogger)
 	log := ctrl.Log.WithName("setup")
 
 	restCfg, err := ctrl.GetConfig()
 	if err != nil {
 		log.Error(err, "unable to load a kubeconfig")
 		return err
+	}
+	if cfg.LeaderElect {
+		cfg.LeaderElectionNamespace = leaderElectionNamespace(cfg.LeaderElectionNamespace)
+		log.Info("leader election", "namespace", cmp.Or(cfg.LeaderElectionNamespace, "(the Pod's)"), "lease", leaderElectionID)
 	}
 	mgr, err := NewManager(restCfg, cfg, opts)
 	if err != nil {
@@ -197,7 +234,16 @@ func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, e
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: cfg.ProbeAddr,
 		LeaderElection:         cfg.LeaderElect,
-		LeaderElectionID:       "manager.networking.svcplane.io",
+		LeaderElectionID:       leaderElectionID,
+		// An empty namespace makes controller-runtime use the Pod's, and fail
+		// outside a cluster; Run fills it in from the kubeconfig first.
+		LeaderElectionNamespace: cfg.LeaderElectionNamespace,
+		// A stopping leader hands over at once instead of making the standby
+		// wait out the lease.
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 durationOrNil(cfg.LeaseDuration),
+		RenewDeadline:                 durationOrNil(cfg.RenewDeadline),
+		RetryPeriod:                   durationOrNil(cfg.RetryPeriod),
 		// Pods are cached cluster-wide; their managed fields are never read.
 		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 	})
@@ -211,15 +257,25 @@ func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, e
 		}
 	}
 
-	if err := (&controllers.AllocationReconciler{
+	allocation := &controllers.AllocationReconciler{
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("svcplane-allocator"),
 		Book:                    book,
 		RepairInterval:          cfg.RepairInterval,
 		MaxConcurrentReconciles: cfg.ConcurrentServiceSyncs,
-	}).SetupWithManager(mgr); err != nil {
+		DenyExternalIPs:         cfg.DenyExternalIPs,
+	}
+	if err := allocation.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("unable to create the allocation controller: %w", err)
+	}
+	monitor, err := newAPIMonitor(restCfg, allocation.Resync)
+	if err != nil {
+		return nil, err
+	}
+	allocation.APIReachable = monitor.Reachable
+	if err := mgr.Add(monitor); err != nil {
+		return nil, err
 	}
 	if err := (&controllers.EndpointSliceReconciler{
 		Client:                  mgr.GetClient(),
@@ -256,6 +312,11 @@ func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, e
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("unable to set up ready check: %w", err)
 	}
+	// Not ready while the API server cannot be reached: nothing this manager
+	// decides can be written then.
+	if err := mgr.AddReadyzCheck("apiserver", monitor.Check); err != nil {
+		return nil, fmt.Errorf("unable to set up ready check: %w", err)
+	}
 	return mgr, nil
 }
 
@@ -283,4 +344,41 @@ func newRegistry(defaultName string, factories map[string]ProviderFactory) (*loa
 		return nil, nil, fmt.Errorf("invalid --load-balancer-provider: %w", err)
 	}
 	return registry, pools, nil
+}
+
+// leaderElectionID names the leader election Lease.
+const leaderElectionID = "manager.networking.svcplane.io"
+
+// inClusterNamespacePath holds the Pod's namespace in a cluster.
+const inClusterNamespacePath = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// leaderElectionNamespace returns the namespace for the leader election Lease:
+// the flag's value, else "" in a cluster (controller-runtime then uses the Pod's
+// namespace), else the namespace the kubeconfig context names, else kube-system,
+// which exists on every cluster.
+func leaderElectionNamespace(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if _, err := os.Stat(inClusterNamespacePath); err == nil {
+		return ""
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if f := flag.Lookup("kubeconfig"); f != nil && f.Value.String() != "" {
+		rules.ExplicitPath = f.Value.String()
+	}
+	raw, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).RawConfig()
+	if err == nil {
+		if kctx := raw.Contexts[raw.CurrentContext]; kctx != nil && kctx.Namespace != "" {
+			return kctx.Namespace
+		}
+	}
+	return "kube-system"
+}
+
+func durationOrNil(d time.Duration) *time.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &d
 }

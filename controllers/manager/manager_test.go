@@ -21,6 +21,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -139,6 +141,11 @@ func TestNewManagerRejectsBadConfiguration(t *testing.T) {
 		{name: "too many endpoints per slice", mutate: func(c *Config) { c.MaxEndpointsPerSlice = 1001 }, wantErr: "invalid --max-endpoints-per-slice=1001"},
 		{name: "negative batch period", mutate: func(c *Config) { c.BatchPeriod = -time.Second }, wantErr: "invalid --endpointslice-updates-batch-period=-1s"},
 		{name: "negative repair interval", mutate: func(c *Config) { c.RepairInterval = -time.Minute }, wantErr: "invalid --repair-interval=-1m0s"},
+		{name: "repair interval below the minimum", mutate: func(c *Config) { c.RepairInterval = time.Nanosecond }, wantErr: "invalid --repair-interval=1ns: must be at least 10s (0 disables the repair pass)"},
+		{name: "retry delay below the minimum", mutate: func(c *Config) { c.LoadBalancerMinRetryDelay = time.Millisecond }, wantErr: "invalid --load-balancer-min-retry-delay=1ms: must be at least 100ms"},
+		{name: "leader election retry period", mutate: func(c *Config) { c.LeaderElect, c.RetryPeriod = true, time.Millisecond }, wantErr: "invalid --leader-elect-retry-period=1ms: must be at least 1s"},
+		{name: "renew deadline", mutate: func(c *Config) { c.LeaderElect, c.RenewDeadline = true, 5*time.Second }, wantErr: "invalid --leader-elect-renew-deadline=5s: must be longer than 1.2 times --leader-elect-retry-period (5s)"},
+		{name: "lease duration", mutate: func(c *Config) { c.LeaderElect, c.LeaseDuration = true, 60*time.Second }, wantErr: "invalid --leader-elect-lease-duration=1m0s: must be longer than --leader-elect-renew-deadline (1m15s)"},
 		{name: "no workers", mutate: func(c *Config) { c.ConcurrentEndpointSyncs = 0 }, wantErr: "invalid --concurrent-service-endpoint-syncs=0"},
 		{name: "retry delays", mutate: func(c *Config) { c.LoadBalancerMaxRetryDelay = time.Second }, wantErr: "invalid --load-balancer-max-retry-delay=1s: must not be shorter than --load-balancer-min-retry-delay (5s)"},
 	}
@@ -152,5 +159,45 @@ func TestNewManagerRejectsBadConfiguration(t *testing.T) {
 				t.Errorf("NewManager = %v, want %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestLeaderElectionNamespace covers the default namespace of the leader election
+// Lease outside a cluster: the kubeconfig context's, else kube-system.
+func TestLeaderElectionNamespace(t *testing.T) {
+	if _, err := os.Stat(inClusterNamespacePath); err == nil {
+		t.Skip("running in a Pod: the Pod's namespace applies")
+	}
+	dir := t.TempDir()
+	write := func(namespace string) string {
+		path := filepath.Join(dir, "kubeconfig-"+namespace)
+		content := `apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:6443"}
+users:
+- name: u
+  user: {token: x}
+contexts:
+- name: ctx
+  context: {cluster: c, user: u, namespace: "` + namespace + `"}
+current-context: ctx
+`
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	t.Setenv("KUBECONFIG", write("team-a"))
+	if got := leaderElectionNamespace(""); got != "team-a" {
+		t.Errorf("with a context namespace: %q, want team-a", got)
+	}
+	if got := leaderElectionNamespace("explicit"); got != "explicit" {
+		t.Errorf("with the flag: %q, want explicit", got)
+	}
+	t.Setenv("KUBECONFIG", write(""))
+	if got := leaderElectionNamespace(""); got != "kube-system" {
+		t.Errorf("without a context namespace: %q, want kube-system", got)
 	}
 }

@@ -95,9 +95,9 @@ test-vm: ## Run the IPVS tests on a real kernel in a QEMU VM (no KVM needed; hac
 	go test ./test/vm/... -count=1 -v -timeout 15m
 
 .PHONY: demo
-demo: controlplane ## Show svcplane working on this machine (root): node, pods and client in network namespaces. HOLD=1 keeps it up.
+demo: controlplane ## Show svcplane working on this machine (root): node, pods and client in network namespaces. HOLD=1 keeps it up; MODE=nftables runs the agent in nftables mode.
 	go build -o "$(LOCALBIN)/svcplane-demo" ./hack/demo
-	KUBEBUILDER_ASSETS="$(K8S_BIN)" "$(LOCALBIN)/svcplane-demo" --log-file="$(LOCALBIN)/demo.log" $(if $(HOLD),--hold)
+	KUBEBUILDER_ASSETS="$(K8S_BIN)" "$(LOCALBIN)/svcplane-demo" --log-file="$(LOCALBIN)/demo.log" $(if $(HOLD),--hold) $(if $(MODE),--mode=$(MODE))
 
 ##@ Build
 

@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/dataplane/agent"
 	"github.com/svcplane/svcplane/test/e2e/cluster"
 	"github.com/svcplane/svcplane/test/e2e/world"
 )
@@ -55,10 +56,14 @@ const (
 
 var pods = []string{"web-1", "web-2", "web-3"}
 
+// mode is the agent's mode (--mode).
+var mode string
+
 func main() {
 	world.Main()
 	hold := flag.Bool("hold", false, "keep the world up after the tour, until Ctrl-C")
 	logFile := flag.String("log-file", "bin/demo.log", "where the control plane, manager and agent log")
+	flag.StringVar(&mode, "mode", agent.ModeIPTables, "the agent's --mode: iptables or nftables")
 	flag.Parse()
 	if os.Getenv(envInner) != "" {
 		os.Exit(inner(*hold, *logFile))
@@ -150,6 +155,7 @@ func tour(ctx context.Context, w *world.World, hold bool, logFile string) (err e
 		// The agent's defaults, on the node namespace's loopback.
 		HealthzBindAddress: "127.0.0.1:10356",
 		MetricsBindAddress: "127.0.0.1:10349",
+		Mode:               mode,
 	})
 	if err != nil {
 		return fmt.Errorf("%w (logs in %s)", err, logFile)
@@ -222,14 +228,25 @@ func tour(ctx context.Context, w *world.World, hold bool, logFile string) (err e
 			return err
 		}
 	}
-	if err := show(ctx, "iptables", "-t", "nat", "-S", "SVCP-SERVICES"); err != nil {
+	if mode == agent.ModeNFTables {
+		if err := show(ctx, "nft", "list", "chain", "ip", "svcplane", "services"); err != nil {
+			return err
+		}
+		if err := show(ctx, "nft", "list", "map", "ip", "svcplane", "service-ips"); err != nil {
+			return err
+		}
+	} else if err := show(ctx, "iptables", "-t", "nat", "-S", "SVCP-SERVICES"); err != nil {
 		return err
 	}
 
 	if hold {
 		heading("The world stays up until Ctrl-C. In another shell, as root:")
 		fmt.Printf("  ip netns exec %s kubectl --kubeconfig %s get svcp\n", w.Node, kubeconfig.Name())
-		fmt.Printf("  ip netns exec %s iptables-save | grep SVCP\n", w.Node)
+		if mode == agent.ModeNFTables {
+			fmt.Printf("  ip netns exec %s nft list table ip svcplane\n", w.Node)
+		} else {
+			fmt.Printf("  ip netns exec %s iptables-save | grep SVCP\n", w.Node)
+		}
 		fmt.Printf("  ip netns exec %s curl -s http://127.0.0.1:10349/metrics | grep svcplane_agent\n", w.Node)
 		fmt.Printf("  ip netns exec %s curl -s %s\n", w.Client, nodePort("nodeport"))
 		fmt.Printf("  ip netns exec %s curl -s %s\n", web1.Netns, clusterIP("clusterip"))

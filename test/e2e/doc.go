@@ -18,16 +18,22 @@ limitations under the License.
 // node and pods reach Services through the rules the agent writes, in a world of
 // network namespaces the test builds and always removes (package world), with the
 // control plane, the manager and the agent running inside the node's namespace
-// (package cluster). Once every test has run, TestMain checks that the agent's
-// cleanup removes every rule it wrote: that stops the agent, so it cannot be a
-// test that relies on running last.
+// (package cluster). Every test runs once per agent mode, iptables then nftables
+// (SVCPLANE_E2E_MODES=iptables,nftables, the default), each with its own control
+// plane on the same world. Once every test of a mode has run, TestMain switches
+// the node to the other mode and back (stop the agent, `agent --cleanup`, start
+// it in the new mode), checking that nothing of the old mode is left and that
+// Services are served in the new one, and then checks that the agent's cleanup
+// removes every rule and table it wrote: both stop the agent, so they cannot be
+// tests that rely on running last.
 //
 // The world is dual-stack, IPv4 primary: the manager allocates cluster IPs of both
 // families, pods and the node report an address of each, and the tests send IPv4
-// and IPv6 traffic through iptables and ip6tables: dualstack_test.go for IPv6,
-// and a subtest per family where a test runs for both.
+// and IPv6 traffic through iptables and ip6tables, or the ip and ip6 svcplane
+// nftables tables: dualstack_test.go for IPv6, and a subtest per family where a
+// test runs for both.
 //
-// It needs root, a kernel with IPv6, ip, iptables and ip6tables, and
+// It needs root, a kernel with IPv6 and nf_tables, ip, iptables, ip6tables, nft and
 // the control plane binaries (`make controlplane`); without them it skips, except
 // on CI (CI=true), where that is a failure. Run it alone with `make test-e2e`.
 package e2e

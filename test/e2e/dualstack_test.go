@@ -24,13 +24,13 @@ package e2e
 import (
 	"net/netip"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/dataplane/model"
 	"github.com/svcplane/svcplane/test/e2e/world"
 )
 
@@ -132,12 +132,11 @@ func TestIPv6OnlyService(t *testing.T) {
 		waitServing(t, get, url)
 		expectAllPodsAnswer(t, get, url)
 	}
-	name := svc.Namespace + "/" + svc.Name + ":"
-	if !strings.Contains(iptablesSave(t, "ip6tables-save"), name) {
-		t.Errorf("ip6tables-save shows no rule of %s", name)
+	if objs, err := serviceChains(t.Context(), agentMode(), model.IPv6, svc); err != nil || len(objs) == 0 {
+		t.Errorf("no IPv6 rule of %s/%s (%s mode): %v", svc.Namespace, svc.Name, agentMode(), err)
 	}
-	if strings.Contains(iptablesSave(t, "iptables-save"), name) {
-		t.Errorf("iptables-save shows rules of the IPv6-only %s", name)
+	if objs, err := serviceChains(t.Context(), agentMode(), model.IPv4, svc); err != nil || len(objs) > 0 {
+		t.Errorf("IPv4 rules of the IPv6-only %s/%s (%s mode): %q %v", svc.Namespace, svc.Name, agentMode(), objs, err)
 	}
 }
 
@@ -160,7 +159,7 @@ func TestIPv6ServiceWithoutEndpointsRefuses(t *testing.T) {
 	// plain ip6tables REJECT between two bare namespaces does the same; IPv4 is
 	// refused at once, and so is IPv6 with --reject-with tcp-reset. The bound is
 	// still below world.RequestTimeout, when a missing rule would show.
-	expectRefused(t, svc, "ip6tables-save", clusterURL(svc), nodePortURLAt(world.NodeIPv6, svc), 1500*time.Millisecond)
+	expectRefused(t, svc, model.IPv6, clusterURL(svc), nodePortURLAt(world.NodeIPv6, svc), 1500*time.Millisecond)
 }
 
 // expectInServiceCIDRv6 checks that ip, a cluster IP of svc, is an IPv6 address

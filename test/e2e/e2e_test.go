@@ -46,7 +46,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +62,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/dataplane/model"
 	"github.com/svcplane/svcplane/test/e2e/cluster"
 	"github.com/svcplane/svcplane/test/e2e/world"
 )
@@ -131,12 +131,22 @@ func outer(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	cmd, err := w.Command(w.Node, []string{envInner + "=1", w.Env()}, os.Args[1:]...)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	// Every test runs once per mode, each run with its own control plane and
+	// agent on the same world, and each ends with the cleanup check, so the
+	// next run starts on a clean node.
+	for _, mode := range testedModes() {
+		fmt.Printf("=== the tests in %s mode\n", mode)
+		cmd, err := w.Command(w.Node, []string{envInner + "=1", envMode + "=" + mode, w.Env()}, os.Args[1:]...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if c := world.Supervise(cmd); c != 0 {
+			fmt.Fprintf(os.Stderr, "the tests in %s mode failed\n", mode)
+			code = max(code, c)
+		}
 	}
-	return world.Supervise(cmd)
+	return code
 }
 
 // inner runs in the node's namespace: svcplane up, the tests, svcplane down.
@@ -162,16 +172,23 @@ func inner(m *testing.M) int {
 		Root:               repoRoot,
 		HealthzBindAddress: healthzAddr,
 		MetricsBindAddress: metricsAddr,
+		Mode:               agentMode(),
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting svcplane: %v (logs in %s)\n", err, logs.Name())
 		return 1
 	}
-	fmt.Printf("svcplane up in the node namespace in %v\n", time.Since(start).Round(time.Millisecond))
+	fmt.Printf("svcplane up in the node namespace in %v, the agent in %s mode\n", time.Since(start).Round(time.Millisecond), agentMode())
 	code := m.Run()
 	// Last, once every test is done with the agent (and not when -list only
 	// listed the tests).
 	if list := flag.Lookup("test.list"); list == nil || list.Value.String() == "" {
+		if err := checkModeSwitch(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "mode switch check after the tests: FAIL: %v\n", err)
+			code = max(code, 1)
+		} else {
+			fmt.Printf("mode switch check after the tests: ok, %s mode and back left nothing behind\n", agentMode())
+		}
 		if err := checkCleanup(ctx); err != nil {
 			// Not "--- FAIL:", which go test -json would take for a test's.
 			fmt.Fprintf(os.Stderr, "cleanup check after the tests: FAIL: %v\n", err)
@@ -398,15 +415,6 @@ func expectAllPodsAnswer(t *testing.T, get func(context.Context, string, int) ([
 	}
 }
 
-func iptablesSave(t *testing.T, tool string) string {
-	t.Helper()
-	out, err := saveRules(tool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // saveRules returns what tool (iptables-save or ip6tables-save) prints.
 func saveRules(tool string) (string, error) {
 	out, err := exec.Command(tool).CombinedOutput()
@@ -581,17 +589,27 @@ func TestServiceWithoutEndpointsRefuses(t *testing.T) {
 	svc.Spec.Type = corev1.ServiceTypeNodePort
 	svc.Spec.Selector = map[string]string{"app": "nothing"}
 	svc = create(t, svc)
-	expectRefused(t, svc, "iptables-save", clusterURL(svc), nodePortURL(svc), time.Second)
+	expectRefused(t, svc, model.IPv4, clusterURL(svc), nodePortURL(svc), time.Second)
 }
 
-// expectRefused waits for the "has no endpoints" rule of svc in what saveTool
-// prints, then checks that connections to clusterURL from the node and from
+// expectRefused waits for the agent's rule of family rejecting svc's cluster IP for
+// having no endpoints, then checks that connections to clusterURL from the node and from
 // pod-b, and to nodePortURL from the client, are refused, each within within.
-func expectRefused(t *testing.T, svc *v1alpha1.Service, saveTool, clusterURL, nodePortURL string, within time.Duration) {
+func expectRefused(t *testing.T, svc *v1alpha1.Service, family model.Family, clusterURL, nodePortURL string, within time.Duration) {
 	t.Helper()
+	clusterIP := svc.Status.ClusterIP
+	for _, ip := range svc.Status.ClusterIPs {
+		if a, err := netip.ParseAddr(ip); err == nil && model.FamilyOf(a) == family {
+			clusterIP = ip
+		}
+	}
 	eventually(t, programmed, func() error {
-		if !strings.Contains(iptablesSave(t, saveTool), fmt.Sprintf("%s/%s:http has no endpoints", svc.Namespace, svc.Name)) {
-			return fmt.Errorf("no REJECT rule in %s yet", saveTool)
+		ok, err := refusesWithoutEndpoints(t.Context(), family, svc, clusterIP)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("no %s rule rejecting %s yet (%s mode)", family, clusterIP, agentMode())
 		}
 		return nil
 	})
@@ -752,24 +770,25 @@ func TestDeletingServiceRemovesItsRules(t *testing.T) {
 	svc := create(t, webService("deleted"))
 	waitServing(t, fromNode, clusterURL(svc))
 
-	// The Service's chain is the target of its cluster IP rule.
-	re := regexp.MustCompile(`"` + regexp.QuoteMeta(svc.Namespace+"/"+svc.Name+":http cluster IP") + `".* -j (SVCP-SVC-\w+)`)
-	m := re.FindStringSubmatch(iptablesSave(t, "iptables-save"))
-	if m == nil {
-		t.Fatalf("no rule for %s's cluster IP", svc.Name)
-	}
-	chain := m[1]
+	var objs []string
+	eventually(t, programmed, func() (err error) {
+		objs, err = serviceChains(t.Context(), agentMode(), model.IPv4, svc)
+		if err == nil && len(objs) == 0 {
+			err = fmt.Errorf("nothing of %s/%s in the kernel (%s mode)", svc.Namespace, svc.Name, agentMode())
+		}
+		return err
+	})
 
 	if err := cl.Client.Delete(t.Context(), svc); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, programmed, func() error {
-		saved := iptablesSave(t, "iptables-save")
-		if strings.Contains(saved, chain) {
-			return fmt.Errorf("chain %s is still there", chain)
+		left, err := serviceChains(t.Context(), agentMode(), model.IPv4, svc)
+		if err != nil {
+			return err
 		}
-		if strings.Contains(saved, svc.Namespace+"/"+svc.Name+":") {
-			return fmt.Errorf("rules naming %s/%s are still there", svc.Namespace, svc.Name)
+		if len(left) > 0 {
+			return fmt.Errorf("%d of the %d objects of %s/%s are still there: %q", len(left), len(objs), svc.Namespace, svc.Name, left)
 		}
 		return nil
 	})

@@ -21,11 +21,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	utilexec "k8s.io/utils/exec"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -43,6 +44,8 @@ type Exec struct {
 	// []string{"ip", "netns", "exec", "test"} to reach a network namespace other
 	// than the agent's.
 	Prefix []string
+	// Runner runs the commands; k8s.io/utils/exec's os/exec when nil.
+	Runner utilexec.Interface
 }
 
 var _ Executor = &Exec{}
@@ -50,7 +53,7 @@ var _ Executor = &Exec{}
 // Restore runs iptables-restore --noflush, waiting for the xtables lock.
 func (e *Exec) Restore(ctx context.Context, family model.Family, payload []byte) error {
 	cmd := e.command(ctx, e.tool(family, "-restore"), "--noflush", "--wait")
-	cmd.Stdin = bytes.NewReader(payload)
+	cmd.SetStdin(bytes.NewReader(payload))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return restoreError(e.tool(family, "-restore"), err, out, payload)
@@ -62,7 +65,7 @@ func (e *Exec) Restore(ctx context.Context, family model.Family, payload []byte)
 func (e *Exec) Save(ctx context.Context, family model.Family, table Table) ([]byte, error) {
 	var stderr bytes.Buffer
 	cmd := e.command(ctx, e.tool(family, "-save"), "-t", string(table))
-	cmd.Stderr = &stderr
+	cmd.SetStderr(&stderr)
 	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s -t %s: %w: %s", e.tool(family, "-save"), table, err, strings.TrimSpace(stderr.String()))
@@ -97,11 +100,11 @@ var missingTarget = regexp.MustCompile(`does not exist|Couldn't load target`)
 func (e *Exec) check(ctx context.Context, family model.Family, j Jump) (bool, error) {
 	args := append([]string{"-t", string(j.Table), "-C", j.Chain}, j.Args()...)
 	out, err := e.command(ctx, e.tool(family, ""), append([]string{"--wait"}, args...)...).CombinedOutput()
-	var exit *exec.ExitError
+	var exit utilexec.ExitError
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.As(err, &exit) && exit.ExitCode() == 1:
+	case errors.As(err, &exit) && exit.ExitStatus() == 1:
 		return false, nil
 	case errors.As(err, &exit) && missingTarget.Match(out):
 		return false, nil
@@ -117,12 +120,12 @@ func (e *Exec) ListRules(ctx context.Context, family model.Family, table Table, 
 	args := []string{"-t", string(table), "-S", chain}
 	var stderr bytes.Buffer
 	cmd := e.command(ctx, e.tool(family, ""), append([]string{"--wait"}, args...)...)
-	cmd.Stderr = &stderr
+	cmd.SetStderr(&stderr)
 	out, err := cmd.Output()
-	var exit *exec.ExitError
+	var exit utilexec.ExitError
 	switch {
 	case err == nil:
-	case errors.As(err, &exit) && exit.ExitCode() == 1:
+	case errors.As(err, &exit) && exit.ExitStatus() == 1:
 		return nil, false, nil
 	default:
 		return nil, false, fmt.Errorf("%s %s: %w: %s", e.tool(family, ""), strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
@@ -144,12 +147,16 @@ func (e *Exec) run(ctx context.Context, family model.Family, args []string) erro
 	return nil
 }
 
-func (e *Exec) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+func (e *Exec) command(ctx context.Context, name string, args ...string) utilexec.Cmd {
 	if len(e.Prefix) > 0 {
 		args = append(append(slices.Clone(e.Prefix[1:]), name), args...)
 		name = e.Prefix[0]
 	}
-	return exec.CommandContext(ctx, name, args...)
+	runner := e.Runner
+	if runner == nil {
+		runner = utilexec.New()
+	}
+	return runner.CommandContext(ctx, name, args...)
 }
 
 // tool returns the family's binary with suffix: iptables-restore, ip6tables-save...

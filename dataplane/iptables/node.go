@@ -21,10 +21,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 
 	"github.com/go-logr/logr"
+	utilexec "k8s.io/utils/exec"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -133,7 +133,7 @@ func runVariantSave(ctx context.Context, variant string) ([]byte, error) {
 
 // runSave runs the save tool name, every table, and returns what it prints.
 func runSave(ctx context.Context, name string) ([]byte, error) {
-	out, err := exec.CommandContext(ctx, name).Output()
+	out, err := utilexec.New().CommandContext(ctx, name).Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}

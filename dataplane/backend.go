@@ -67,6 +67,28 @@ type WriteReporter interface {
 	BytesWritten(family model.Family, since time.Time) (n int, ok bool)
 }
 
+// TamperChecker is implemented by backends that can tell cheaply, without a sync,
+// whether something else removed what they installed (a firewall reload flushing
+// the tables, iptables -F): kube-proxy's canary chains. The Runner calls it on a
+// short timer of its own, so that such tampering is repaired within seconds even
+// when nothing changes and no sync would otherwise look.
+type TamperChecker interface {
+	// Tampered reports whether the backend's kernel objects were removed since its
+	// last successful sync; when true, the backend has already arranged for its
+	// next Sync to be full. An error means it could not tell; the caller treats
+	// that as tampering.
+	Tampered(ctx context.Context) (bool, error)
+}
+
+// CheckBackend returns b's tamper check for RunnerConfig.Check, or nil when b is
+// not a TamperChecker.
+func CheckBackend(b Backend) CheckFunc {
+	if tc, ok := b.(TamperChecker); ok {
+		return tc.Tampered
+	}
+	return nil
+}
+
 // SyncBackend returns the SyncFunc that applies desired() with b, telling b first
 // when the Runner asks for a full resync and b is a FullSyncer. desired is called
 // on every sync, so that the state is built from the latest informer caches after a

@@ -32,6 +32,14 @@ const (
 	DefaultSyncPeriod    = 30 * time.Second
 )
 
+// DefaultCheckPeriod is how often a RunnerConfig.Check runs by default: a flushed
+// table is noticed within five seconds, for the price of listing two small chains.
+const DefaultCheckPeriod = 5 * time.Second
+
+// CheckFunc reports whether the kernel objects were tampered with since the last
+// sync (see TamperChecker); an error counts as tampering.
+type CheckFunc func(ctx context.Context) (bool, error)
+
 // SyncFunc applies the current desired state. full asks for a full resync rather
 // than only what changed; see FullSyncer.
 type SyncFunc func(ctx context.Context, full bool) error
@@ -49,6 +57,11 @@ type RunnerConfig struct {
 	// because a full iptables-restore of a large node can take longer than a sync
 	// period (minutes for 100,000 chains with iptables-nft).
 	FullSyncPeriod time.Duration
+	// Check, when set, runs every CheckPeriod between syncs, also when nothing
+	// changes; when it reports tampering (or fails) a full sync follows at once.
+	Check CheckFunc
+	// CheckPeriod is the period of Check; DefaultCheckPeriod when zero.
+	CheckPeriod time.Duration
 	// Clock is the time source; the real clock when nil. Tests give it
 	// k8s.io/utils/clock/testing's FakeClock.
 	Clock clock.Clock
@@ -79,6 +92,7 @@ type RunnerStatus struct {
 // state of a cache still filling up and wipe the node's rules.
 type Runner struct {
 	fn    SyncFunc
+	check CheckFunc
 	clock clock.Clock
 	kick  chan struct{}
 
@@ -100,6 +114,9 @@ func NewRunner(fn SyncFunc, cfg RunnerConfig) (*Runner, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
+	if cfg.CheckPeriod == 0 {
+		cfg.CheckPeriod = DefaultCheckPeriod
+	}
 	var errs []error
 	if cfg.MinSyncPeriod < 0 {
 		errs = append(errs, fmt.Errorf("min sync period %v must not be negative", cfg.MinSyncPeriod))
@@ -110,14 +127,22 @@ func NewRunner(fn SyncFunc, cfg RunnerConfig) (*Runner, error) {
 	if cfg.FullSyncPeriod < cfg.SyncPeriod {
 		errs = append(errs, fmt.Errorf("full sync period %v must not be shorter than sync period %v", cfg.FullSyncPeriod, cfg.SyncPeriod))
 	}
+	if cfg.CheckPeriod < 0 {
+		errs = append(errs, fmt.Errorf("check period %v must not be negative", cfg.CheckPeriod))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	sched := schedule{minSyncPeriod: cfg.MinSyncPeriod, syncPeriod: cfg.SyncPeriod, fullSyncPeriod: cfg.FullSyncPeriod, needFull: true}
+	if cfg.Check != nil {
+		sched.checkPeriod = cfg.CheckPeriod
+	}
 	return &Runner{
 		fn:    fn,
+		check: cfg.Check,
 		clock: cfg.Clock,
 		kick:  make(chan struct{}, 1),
-		sched: schedule{minSyncPeriod: cfg.MinSyncPeriod, syncPeriod: cfg.SyncPeriod, fullSyncPeriod: cfg.FullSyncPeriod, needFull: true},
+		sched: sched,
 	}, nil
 }
 
@@ -154,16 +179,24 @@ func (r *Runner) Loop(ctx context.Context) {
 	for ctx.Err() == nil {
 		r.mu.Lock()
 		at, ok := r.sched.next()
+		checkAt, checkOK := r.sched.nextCheck()
 		r.mu.Unlock()
 
+		now := r.clock.Now()
+		if ok && !at.After(now) {
+			r.runOnce(ctx, now)
+			continue
+		}
+		if checkOK && !checkAt.After(now) {
+			r.checkOnce(ctx, now)
+			continue
+		}
+		if checkOK && (!ok || checkAt.Before(at)) {
+			at, ok = checkAt, true
+		}
 		var fire <-chan time.Time
 		var timer clock.Timer
 		if ok {
-			now := r.clock.Now()
-			if !at.After(now) {
-				r.runOnce(ctx, now)
-				continue
-			}
 			timer = r.clock.NewTimer(at.Sub(now))
 			fire = timer.C()
 		}
@@ -190,6 +223,21 @@ func (r *Runner) runOnce(ctx context.Context, now time.Time) {
 	r.mu.Unlock()
 }
 
+// checkOnce runs the tamper check and, when it finds tampering, asks for a full sync.
+func (r *Runner) checkOnce(ctx context.Context, now time.Time) {
+	r.mu.Lock()
+	r.sched.lastCheck = now
+	r.mu.Unlock()
+
+	tampered, err := r.check(ctx)
+	if ctx.Err() != nil || (!tampered && err == nil) {
+		return
+	}
+	r.mu.Lock()
+	r.sched.dirty, r.sched.needFull = true, true
+	r.mu.Unlock()
+}
+
 // schedule is the Runner's decision logic, kept apart from goroutines and timers so
 // that it can be tested with plain times.
 type schedule struct {
@@ -204,6 +252,23 @@ type schedule struct {
 	lastFull    time.Time // last successful full sync
 	failures    int       // consecutive failed syncs
 	retryAt     time.Time // when to retry the last failed sync
+
+	checkPeriod time.Duration // 0: no tamper check
+	lastCheck   time.Time
+}
+
+// nextCheck returns when the next tamper check is due: CheckPeriod after the last
+// check or sync, once a full sync has succeeded and while nothing is pending (a
+// pending sync looks for itself).
+func (s *schedule) nextCheck() (time.Time, bool) {
+	if s.checkPeriod == 0 || !s.started || s.lastFull.IsZero() || s.dirty || s.failures > 0 || s.needFull {
+		return time.Time{}, false
+	}
+	last := s.lastCheck
+	if s.lastAttempt.After(last) {
+		last = s.lastAttempt
+	}
+	return last.Add(s.checkPeriod), true
 }
 
 // next returns when the next sync should start; false means not until Run is

@@ -315,3 +315,70 @@ func (b *recordingBackend) Sync(_ context.Context, desired *model.State) error {
 }
 func (b *recordingBackend) Cleanup(context.Context) error { return nil }
 func (b *recordingBackend) RequestFullSync()              { b.fullRequests++ }
+
+// TestRunnerChecksForTampering runs the tamper check every CheckPeriod while nothing
+// changes: a clean check leads to no sync, a tampered one to a full sync at once
+// (not at the next periodic resync), and a failing check counts as tampering.
+func TestRunnerChecksForTampering(t *testing.T) {
+	clock := newFakeClock()
+	syncs := make(chan bool, 1)
+	checks := make(chan struct{})
+	answers := make(chan error)
+	tamper := make(chan bool)
+	r, err := NewRunner(func(_ context.Context, full bool) error {
+		syncs <- full
+		return nil
+	}, RunnerConfig{Clock: clock, Check: func(context.Context) (bool, error) {
+		checks <- struct{}{}
+		return <-tamper, <-answers
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		r.Loop(ctx)
+		close(done)
+	}()
+	check := func(tampered bool, err error) {
+		t.Helper()
+		<-checks
+		clock.drainIdle()
+		tamper <- tampered
+		answers <- err
+	}
+	wantSync := func(wantFull bool) {
+		t.Helper()
+		if full := <-syncs; full != wantFull {
+			t.Fatalf("sync full = %v, want %v", full, wantFull)
+		}
+	}
+
+	// No check before the first (full) sync.
+	r.Run()
+	wantSync(true)
+	<-clock.idle
+
+	// A clean check every 5s, and no sync.
+	clock.Step(DefaultCheckPeriod)
+	check(false, nil)
+	<-clock.idle
+	select {
+	case full := <-syncs:
+		t.Fatalf("a clean check led to a sync (full = %v)", full)
+	default:
+	}
+	// Tampering found: a full sync right away, 10s after the last one, not 30s.
+	clock.Step(DefaultCheckPeriod)
+	check(true, nil)
+	wantSync(true)
+	<-clock.idle
+	// A check that cannot tell is treated as tampering.
+	clock.Step(DefaultCheckPeriod)
+	check(false, errors.New("iptables: Resource temporarily unavailable"))
+	wantSync(true)
+
+	cancel()
+	<-done
+}

@@ -143,7 +143,12 @@ func New(restCfg *rest.Config, opts Options) (*Agent, error) {
 			return nil, err
 		}
 	}
-	if a.runner, err = dataplane.NewRunner(a.sync, opts.Runner); err != nil {
+	runnerCfg := opts.Runner
+	if runnerCfg.Check == nil {
+		// A flushed chain is repaired within seconds, not at the next full sync.
+		runnerCfg.Check = dataplane.CheckBackend(opts.Backend)
+	}
+	if a.runner, err = dataplane.NewRunner(a.sync, runnerCfg); err != nil {
 		return nil, err
 	}
 	return a, nil

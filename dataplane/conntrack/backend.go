@@ -65,6 +65,7 @@ var (
 	_ dataplane.Backend       = &Backend{}
 	_ dataplane.FullSyncer    = &Backend{}
 	_ dataplane.WriteReporter = &Backend{}
+	_ dataplane.TamperChecker = &Backend{}
 	_ prometheus.Collector    = &Backend{}
 )
 
@@ -187,6 +188,15 @@ func (b *Backend) RequestFullSync() {
 	if fs, ok := b.inner.(dataplane.FullSyncer); ok {
 		fs.RequestFullSync()
 	}
+}
+
+// Tampered implements dataplane.TamperChecker for the wrapped backend, when it is
+// one.
+func (b *Backend) Tampered(ctx context.Context) (bool, error) {
+	if tc, ok := b.inner.(dataplane.TamperChecker); ok {
+		return tc.Tampered(ctx)
+	}
+	return false, nil
 }
 
 // BytesWritten implements dataplane.WriteReporter for the wrapped backend, when it

@@ -131,6 +131,34 @@ func (b *Backend) RequestFullSync() {
 	}
 }
 
+// Tampered implements dataplane.TamperChecker: it lists the canary chains of every
+// family synced since its last full sync, and when one is gone (a firewall reload,
+// iptables -F or -X) it makes the next Sync a full one and reports true.
+func (b *Backend) Tampered(ctx context.Context) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tampered := false
+	var errs []error
+	for _, f := range b.families {
+		fs := b.state[f]
+		if fs.needFull || fs.applied == nil {
+			continue // the next sync is full anyway
+		}
+		flushed, err := b.flushedTables(ctx, f)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", f, err))
+		case len(flushed) > 0:
+			logr.FromContextOrDiscard(ctx).Info("rules were removed by something else (a firewall reload, iptables -F or -X); resyncing fully",
+				"family", f.String(), "tables", flushed, "canary", chainCanary)
+		default:
+			continue
+		}
+		fs.needFull, tampered = true, true
+	}
+	return tampered, errors.Join(errs...)
+}
+
 // LastSync returns the statistics of family's last Sync.
 func (b *Backend) LastSync(family model.Family) SyncStats {
 	b.mu.Lock()

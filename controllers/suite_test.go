@@ -39,6 +39,7 @@ import (
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers/ledger"
+	"github.com/svcplane/svcplane/test/controlplane"
 )
 
 // The suite runs the real reconcilers against a real kube-apiserver and etcd (built
@@ -69,19 +70,14 @@ func TestControllers(t *testing.T) {
 // assetsDir finds the control plane binaries: KUBEBUILDER_ASSETS, else bin/k8s.
 // Without them the suite is skipped, except on CI (CI=true), where that is a failure.
 func assetsDir() string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
+	dir, err := controlplane.Assets()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			Fail(err.Error())
+		}
+		Skip(err.Error())
 	}
-	dir, _ := filepath.Abs(filepath.Join("..", "bin", "k8s"))
-	if _, err := os.Stat(filepath.Join(dir, "kube-apiserver")); err == nil {
-		return dir
-	}
-	msg := "no control plane binaries: run `make controlplane` or set KUBEBUILDER_ASSETS"
-	if os.Getenv("CI") == "true" {
-		Fail(msg)
-	}
-	Skip(msg)
-	return ""
+	return dir
 }
 
 var _ = BeforeSuite(func() {

@@ -44,6 +44,7 @@ import (
 	"github.com/svcplane/svcplane/controllers/loadbalancer"
 	"github.com/svcplane/svcplane/controllers/loadbalancer/example"
 	"github.com/svcplane/svcplane/controllers/manager"
+	"github.com/svcplane/svcplane/test/controlplane"
 )
 
 // Addresses: load balancer addresses from 192.0.2.0/24, node addresses from
@@ -64,16 +65,7 @@ func TestNewProvider(t *testing.T) {
 // with envtest" describes. It needs the control plane binaries: KUBEBUILDER_ASSETS,
 // else bin/k8s (`make controlplane`); without them it is skipped, except on CI.
 func TestManager(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets, _ = filepath.Abs(filepath.Join("..", "..", "bin", "k8s"))
-		if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("no control plane binaries: run `make controlplane` or set KUBEBUILDER_ASSETS")
-			}
-			t.Skip("no control plane binaries: run `make controlplane` or set KUBEBUILDER_ASSETS")
-		}
-	}
+	assets := controlplane.Require(t)
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},

@@ -32,7 +32,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -54,23 +53,14 @@ import (
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/iptables"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/test/controlplane"
 )
 
 // startAPIServer starts envtest with the svcplane CRDs, or skips the test (fails
 // it on CI) without the control plane binaries.
 func startAPIServer(t *testing.T) (*rest.Config, client.Client) {
 	t.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		msg := "no control plane binaries: run `make controlplane` or set KUBEBUILDER_ASSETS"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	assets := controlplane.Require(t)
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,

@@ -18,10 +18,10 @@ limitations under the License.
 // node, three pods and a client out of network namespaces (package
 // test/e2e/world), runs the control plane, the manager and the agent inside
 // the node's namespace (package test/e2e/cluster), applies config/samples,
-// prints what kubectl shows and what a few requests through ClusterIPs and
-// NodePorts answer, and removes everything on exit, Ctrl-C included. `make demo`
-// runs it; it needs root. With --hold it keeps the world up until Ctrl-C and says
-// how to look around.
+// prints what kubectl shows, what a few requests through ClusterIPs and
+// NodePorts answer and what svcplane's DNS server answers a pod, and removes
+// everything on exit, Ctrl-C included. `make demo` runs it; it needs root.
+// With --hold it keeps the world up until Ctrl-C and says how to look around.
 package main
 
 import (
@@ -227,6 +227,9 @@ func tour(ctx context.Context, w *world.World, hold bool, logFile string) (err e
 		if err := request(ctx, "From the client to the health check node port of loadbalancer (externalTrafficPolicy: Local), as a cloud load balancer probes it", url, client(w.Client), 1); err != nil {
 			return err
 		}
+	}
+	if err := dnsTour(ctx, cl, web1.Netns, client(web1.Netns)); err != nil {
+		return err
 	}
 	if mode == agent.ModeNFTables {
 		if err := show(ctx, "nft", "list", "chain", "ip", "svcplane", "services"); err != nil {

@@ -34,10 +34,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/svcplane/svcplane/test/controlplane"
 )
 
 func main() {
-	assets := flag.String("assets", "bin/k8s", "directory holding the kube-apiserver and etcd binaries (KUBEBUILDER_ASSETS overrides it)")
+	assets := flag.String("assets", "", "directory holding the kube-apiserver and etcd binaries (default: $KUBEBUILDER_ASSETS, else bin/k8s in the repository)")
 	crds := flag.String("crds", "config/crd/bases", "directory of CRD manifests to install")
 	kubeconfig := flag.String("write-kubeconfig", "bin/dev-kubeconfig", "where to write the admin kubeconfig (the --kubeconfig flag belongs to controller-runtime and names a cluster to read)")
 	attach := flag.Bool("attach-output", false, "copy etcd and kube-apiserver output to this process's stdout and stderr")
@@ -48,6 +50,14 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *assets == "" {
+		dir, err := controlplane.Assets()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "devcluster:", err)
+			os.Exit(1)
+		}
+		*assets = dir
+	}
 	if err := run(ctx, *assets, *crds, *kubeconfig, *attach); err != nil {
 		fmt.Fprintln(os.Stderr, "devcluster:", err)
 		os.Exit(1)

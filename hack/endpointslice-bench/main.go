@@ -53,6 +53,7 @@ import (
 	"github.com/svcplane/svcplane/controllers"
 	"github.com/svcplane/svcplane/controllers/endpoints"
 	"github.com/svcplane/svcplane/controllers/ledger"
+	"github.com/svcplane/svcplane/test/controlplane"
 )
 
 func main() {
@@ -68,7 +69,7 @@ func main() {
 	flag.DurationVar(&duration, "duration", 30*time.Second, "How long to flip readiness.")
 	flag.DurationVar(&batchPeriod, "batch-period", 0, "The reconciler's --endpointslice-updates-batch-period.")
 	flag.IntVar(&workers, "workers", 16, "Parallel API clients for setup.")
-	flag.StringVar(&assets, "assets", "bin/k8s", "Directory with kube-apiserver and etcd, when no --kubeconfig is given.")
+	flag.StringVar(&assets, "assets", "", "Directory with kube-apiserver and etcd, when no --kubeconfig is given (default: $KUBEBUILDER_ASSETS, else bin/k8s in the repository).")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -95,7 +96,13 @@ func run(services, podsPerService, workers int, rate float64, duration, batchPer
 		}
 		cfg = c
 	} else {
-		abs, _ := filepath.Abs(assets)
+		abs, err := filepath.Abs(assets)
+		if assets == "" {
+			abs, err = controlplane.Assets()
+		}
+		if err != nil {
+			return err
+		}
 		env := &envtest.Environment{
 			CRDDirectoryPaths:     []string{"config/crd/bases"},
 			ErrorIfCRDPathMissing: true,

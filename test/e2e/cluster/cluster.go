@@ -48,6 +48,7 @@ import (
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/agent"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/test/controlplane"
 	"github.com/svcplane/svcplane/test/e2e/world"
 )
 
@@ -139,16 +140,7 @@ func (r *running) stop() error {
 // AssetsDir returns the directory holding kube-apiserver and etcd:
 // KUBEBUILDER_ASSETS, else root/bin/k8s (`make controlplane`).
 func AssetsDir(root string) (string, error) {
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		dir = filepath.Join(root, "bin", "k8s")
-	}
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			return "", fmt.Errorf("no control plane binaries in %s: run `make controlplane` or set KUBEBUILDER_ASSETS: %w", dir, err)
-		}
-	}
-	return filepath.Abs(dir)
+	return controlplane.AssetsUnder(root)
 }
 
 // Start starts the control plane, the manager and the agent, and registers the

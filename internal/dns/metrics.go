@@ -18,6 +18,7 @@ package dns
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -43,6 +44,15 @@ type Metrics struct {
 	upstreamFailures prometheus.Counter
 	// observers caches the two histogram children, one per source.
 	zoneDuration, upstreamDuration prometheus.Observer
+	// counters caches the queries counters by type, rcode and source: looking
+	// one up by its label values hashes them, on every query.
+	counters sync.Map // counterKey -> prometheus.Counter
+}
+
+type counterKey struct {
+	qtype     uint16
+	rcode     int
+	forwarded bool
 }
 
 // NewMetrics registers the server's metrics with reg, including gauges of the
@@ -87,18 +97,31 @@ func NewMetrics(reg prometheus.Registerer, zone *Zone) (*Metrics, error) {
 
 // observe counts one answered query.
 func (m *Metrics) observe(qtype uint16, rcode int, forwarded bool, d time.Duration) {
-	t, ok := countedTypes[qtype]
-	if !ok {
-		t = "other"
+	if _, ok := countedTypes[qtype]; !ok {
+		qtype = 0 // "other"
 	}
-	rc, ok := mdns.RcodeToString[rcode]
-	if !ok {
-		rc = "other"
+	if _, ok := mdns.RcodeToString[rcode]; !ok {
+		rcode = -1 // "other"
 	}
-	source, obs := "zone", m.zoneDuration
+	key := counterKey{qtype, rcode, forwarded}
+	c, ok := m.counters.Load(key)
+	if !ok {
+		t, rc, source := "other", "other", "zone"
+		if qtype != 0 {
+			t = countedTypes[qtype]
+		}
+		if rcode >= 0 {
+			rc = mdns.RcodeToString[rcode]
+		}
+		if forwarded {
+			source = "upstream"
+		}
+		c, _ = m.counters.LoadOrStore(key, m.queries.WithLabelValues(t, rc, source))
+	}
+	c.(prometheus.Counter).Inc()
 	if forwarded {
-		source, obs = "upstream", m.upstreamDuration
+		m.upstreamDuration.Observe(d.Seconds())
+	} else {
+		m.zoneDuration.Observe(d.Seconds())
 	}
-	m.queries.WithLabelValues(t, rc, source).Inc()
-	obs.Observe(d.Seconds())
 }

@@ -23,6 +23,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,9 +104,25 @@ type familyState struct {
 // record is what a successful sync applied.
 type record struct {
 	fixedHash uint64
-	chains    map[string]uint64
-	sets      map[string]bool
-	elements  map[string]map[string]element
+	// ports are the renders of the service ports applied.
+	ports map[model.ServicePortName]*portRender
+	// chains and sets are every per-service-port chain (with its rules' hash)
+	// and affinity set in the table.
+	chains map[string]uint64
+	sets   map[string]bool
+	// claims are the elements of the fixed maps: container → key → the service
+	// port that holds it and its value. A key two service ports ask for (two
+	// Services on one external address and port) goes to the first in name
+	// order on a full sync, and stays with its holder on partial ones.
+	claims map[string]map[string]claim
+	// nodePortIPs and healthChecks are the elements of the fixed sets.
+	nodePortIPs, healthChecks map[string]element
+}
+
+// claim is a map element held by a service port.
+type claim struct {
+	owner model.ServicePortName
+	value string
 }
 
 // New returns a Backend. Its first Sync is a full one.
@@ -233,25 +250,17 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	if full {
 		prev = nil
 	}
-	n := write(tx, f, d, prev, existing)
+	rec, n := write(tx, f, d, prev, existing)
 	applyStart := b.now()
 	stats.Render = applyStart.Sub(renderStart)
-	stats.Chains, stats.Deleted, stats.Elements, stats.Conflicts = n.chains, n.deleted, n.elements, d.conflicts
+	stats.Chains, stats.Deleted, stats.Elements, stats.Conflicts = n.chains, n.deleted, n.elements, n.conflicts
 	stats.Operations, stats.tx = tx.NumOperations(), tx
 	if err := nft.Run(ctx, tx); err != nil {
 		return err
 	}
 	stats.Apply = b.now().Sub(applyStart)
-	fs.applied, fs.needFull = d.record(), false
+	fs.applied, fs.needFull = rec, false
 	return nil
-}
-
-func (d *desired) record() *record {
-	sets := make(map[string]bool, len(d.sets))
-	for name := range d.sets {
-		sets[name] = true
-	}
-	return &record{fixedHash: d.fixedHash, chains: d.hashes, sets: sets, elements: d.elements}
 }
 
 // listing is what a full sync finds in the kernel's table.
@@ -263,58 +272,111 @@ type listing struct {
 // table is an empty listing.
 func list(ctx context.Context, nft knftables.Interface) (*listing, error) {
 	var l listing
+	var err error
+	if l.chains, err = nft.List(ctx, "chain"); err != nil && !knftables.IsNotFound(err) {
+		return nil, err
+	}
 	for _, what := range []struct {
 		kind string
 		into *[]string
-	}{{"chain", &l.chains}, {"set", &l.sets}, {"map", &l.maps}} {
+	}{{"set", &l.sets}, {"map", &l.maps}} {
 		names, err := nft.List(ctx, what.kind)
-		if err != nil && !knftables.IsNotFound(err) {
+		switch {
+		case err == nil:
+			// Anonymous sets and maps (__set0, __map0: a rule's { ... }, a
+			// numgen vmap) belong to their rules and go with them; netlink
+			// lists them, nft does not.
+			*what.into = slices.DeleteFunc(names, func(n string) bool { return strings.HasPrefix(n, "__") })
+		case knftables.IsNotFound(err):
+		case len(l.chains) == 0:
+			// Over netlink (knftables.UseNetlink) a missing table is an
+			// error that does not say so; listing chains, which lists the
+			// whole family, succeeded and found none of the table's. A table
+			// without chains holds nothing a full sync needs to remove.
+		default:
 			return nil, err
 		}
-		*what.into = names
 	}
 	return &l, nil
 }
 
 // written counts what write put in a transaction.
 type written struct {
-	chains, deleted, elements int
+	chains, deleted, elements, conflicts int
 }
 
 // write fills tx with what takes the table from prev (nil on a full sync, where
-// existing is what the kernel holds) to d.
-func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, existing *listing) written {
+// existing is what the kernel holds instead) to d, and returns the record of the
+// table once tx is applied. It reuses prev for that record: the caller drops prev
+// either way, for the new record when tx succeeds or for a full sync when it
+// fails.
+func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, existing *listing) (*record, written) {
 	var n written
 	full := prev == nil
+	rec := prev
 	if full {
-		prev = &record{}
+		rec = &record{
+			ports:  make(map[model.ServicePortName]*portRender, len(d.ports)),
+			chains: map[string]uint64{},
+			sets:   map[string]bool{},
+			claims: map[string]map[string]claim{},
+		}
+	}
+	fixedMaps, fixedSets := fixedContainers(f)
+	for _, m := range fixedMaps {
+		if rec.claims[m.Name] == nil {
+			rec.claims[m.Name] = map[string]claim{}
+		}
 	}
 	tx.Add(&knftables.Table{Comment: knftables.PtrTo(tableComment)})
-	fixedMaps, fixedSets := fixedContainers(f)
 	for _, m := range fixedMaps {
 		tx.Add(m)
 	}
 	for _, s := range fixedSets {
 		tx.Add(s)
 	}
-	for _, name := range sortedKeys(d.sets) {
-		if full || !prev.sets[name] {
-			tx.Add(d.sets[name])
+
+	// Which service ports changed, and which went away.
+	current := make(map[model.ServicePortName]bool, len(d.names))
+	var changed []int
+	for i, name := range d.names {
+		current[name] = true
+		if full || rec.ports[name] != d.ports[i] {
+			changed = append(changed, i)
 		}
 	}
+	var gone []model.ServicePortName
+	if !full {
+		for name := range rec.ports {
+			if !current[name] {
+				gone = append(gone, name)
+			}
+		}
+		slices.SortFunc(gone, func(a, b model.ServicePortName) int { return a.Compare(b) })
+	}
 
-	// Chains first, then their rules, so that every goto finds its chain.
-	fixedChanged := full || prev.fixedHash != d.fixedHash
+	// Sets before the rules that use them, chains before the rules and
+	// elements that go to them.
+	for _, i := range changed {
+		for _, s := range d.ports[i].sets {
+			if full || !rec.sets[s.Name] {
+				tx.Add(s)
+			}
+		}
+	}
+	fixedChanged := full || rec.fixedHash != d.fixedHash
 	if fixedChanged {
 		for _, c := range d.fixed {
 			tx.Add(c.chain)
 		}
 	}
-	var changed []string
-	for _, name := range d.chainList {
-		if full || prev.chains[name] != d.hashes[name] {
-			changed = append(changed, name)
-			tx.Add(&knftables.Chain{Name: name})
+	var write []renderedChain
+	for _, i := range changed {
+		for _, c := range d.ports[i].chains {
+			if h, ok := rec.chains[c.name]; full || !ok || h != c.hash {
+				write = append(write, c)
+				tx.Add(&knftables.Chain{Name: c.name})
+			}
 		}
 	}
 	if fixedChanged {
@@ -325,91 +387,173 @@ func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, 
 			}
 		}
 	}
-	for _, name := range changed {
-		tx.Flush(&knftables.Chain{Name: name})
-		for _, r := range d.chains[name] {
-			tx.Add(&knftables.Rule{Chain: name, Rule: r})
+	for _, c := range write {
+		tx.Flush(&knftables.Chain{Name: c.name})
+		for _, r := range c.rules {
+			tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
 		}
 	}
-	n.chains = len(changed)
+	n.chains = len(write)
 
-	// Elements: a full sync rewrites the fixed maps and sets whole; a partial
-	// one deletes what went or changed, then adds what came or changed.
-	containers := make([]string, 0, len(d.elements))
-	for _, m := range fixedMaps {
-		containers = append(containers, m.Name)
-	}
-	for _, s := range fixedSets {
-		containers = append(containers, s.Name)
-	}
-	isMap := func(c string) bool {
-		return slices.ContainsFunc(fixedMaps, func(m *knftables.Map) bool { return m.Name == c })
-	}
+	// Map elements: a full sync rewrites the maps whole; a partial one deletes
+	// the elements of changed and removed service ports that went or changed,
+	// then adds the ones that came or changed.
+	isMap := func(c string) bool { return c != setNodePortIPs && c != setHealthCheckPorts }
 	elem := func(c string, e element) *knftables.Element {
 		if isMap(c) {
 			return &knftables.Element{Map: c, Key: e.key, Value: []string{e.value}}
 		}
 		return &knftables.Element{Set: c, Key: e.key}
 	}
-	for _, c := range containers {
-		want, had := d.elements[c], prev.elements[c]
-		if full {
-			if isMap(c) {
-				tx.Flush(&knftables.Map{Name: c})
-			} else {
-				tx.Flush(&knftables.Set{Name: c})
-			}
-		} else {
-			for _, k := range sortedKeys(had) {
-				if e, ok := want[k]; !ok || e.value != had[k].value {
-					tx.Delete(elem(c, had[k]))
-					n.elements++
+	if full {
+		for _, m := range fixedMaps {
+			tx.Flush(m)
+		}
+		for _, s := range fixedSets {
+			tx.Flush(s)
+		}
+	} else {
+		release := func(name model.ServicePortName, old, cur *portRender) {
+			want := map[string]string{}
+			if cur != nil {
+				for _, e := range cur.elems {
+					want[e.container+" "+e.key] = e.e.value
 				}
 			}
+			for _, e := range old.elems {
+				c, ok := rec.claims[e.container][e.key]
+				if !ok || c.owner != name {
+					continue
+				}
+				if v, ok := want[e.container+" "+e.key]; ok && v == c.value {
+					continue
+				}
+				tx.Delete(elem(e.container, e.e))
+				delete(rec.claims[e.container], e.key)
+				n.elements++
+			}
 		}
-		for _, k := range sortedKeys(want) {
-			if e, ok := had[k]; full || !ok || e.value != want[k].value {
-				tx.Add(elem(c, want[k]))
+		for _, i := range changed {
+			if old := rec.ports[d.names[i]]; old != nil {
+				release(d.names[i], old, d.ports[i])
+			}
+		}
+		for _, name := range gone {
+			release(name, rec.ports[name], nil)
+		}
+	}
+	for _, i := range changed {
+		name := d.names[i]
+		for _, e := range d.ports[i].elems {
+			c, ok := rec.claims[e.container][e.key]
+			switch {
+			case ok && c.owner != name:
+				n.conflicts++
+				continue
+			case ok && c.value == e.e.value:
+				continue
+			}
+			tx.Add(elem(e.container, e.e))
+			rec.claims[e.container][e.key] = claim{owner: name, value: e.e.value}
+			n.elements++
+		}
+	}
+	for _, set := range []struct {
+		name      string
+		want, had map[string]element
+	}{{setNodePortIPs, d.nodePortIPs, rec.nodePortIPs}, {setHealthCheckPorts, d.healthChecks, rec.healthChecks}} {
+		for _, k := range sortedKeys(set.had) {
+			if _, ok := set.want[k]; !ok && !full {
+				tx.Delete(elem(set.name, set.had[k]))
+				n.elements++
+			}
+		}
+		for _, k := range sortedKeys(set.want) {
+			if _, ok := set.had[k]; !ok || full {
+				tx.Add(elem(set.name, set.want[k]))
 				n.elements++
 			}
 		}
 	}
+	rec.nodePortIPs, rec.healthChecks = d.nodePortIPs, d.healthChecks
 
 	// Stale objects: chains are flushed before any is deleted, since they may
 	// jump to each other; sets go after the chains that used them.
 	var staleChains, staleSets, staleMaps []string
 	if full {
+		for _, pr := range d.ports {
+			for _, c := range pr.chains {
+				rec.chains[c.name] = c.hash
+			}
+			for _, s := range pr.sets {
+				rec.sets[s.Name] = true
+			}
+		}
 		fixed := map[string]bool{}
 		for _, c := range d.fixed {
 			fixed[c.chain.Name] = true
 		}
 		for _, c := range existing.chains {
-			if _, ok := d.chains[c]; !ok && !fixed[c] {
+			if _, ok := rec.chains[c]; !ok && !fixed[c] {
 				staleChains = append(staleChains, c)
 			}
 		}
 		for _, s := range existing.sets {
-			if _, ok := d.sets[s]; !ok && !slices.ContainsFunc(fixedSets, func(f *knftables.Set) bool { return f.Name == s }) {
+			if !rec.sets[s] && !slices.ContainsFunc(fixedSets, func(f *knftables.Set) bool { return f.Name == s }) {
 				staleSets = append(staleSets, s)
 			}
 		}
 		for _, m := range existing.maps {
-			if !isMap(m) {
+			if !slices.ContainsFunc(fixedMaps, func(f *knftables.Map) bool { return f.Name == m }) {
 				staleMaps = append(staleMaps, m)
 			}
 		}
 	} else {
-		for c := range prev.chains {
-			if _, ok := d.chains[c]; !ok {
-				staleChains = append(staleChains, c)
+		drop := func(old, cur *portRender) {
+			keepChains, keepSets := map[string]bool{}, map[string]bool{}
+			if cur != nil {
+				for _, c := range cur.chains {
+					keepChains[c.name] = true
+				}
+				for _, s := range cur.sets {
+					keepSets[s.Name] = true
+				}
+			}
+			for _, c := range old.chains {
+				if !keepChains[c.name] {
+					staleChains = append(staleChains, c.name)
+					delete(rec.chains, c.name)
+				}
+			}
+			for _, s := range old.sets {
+				if !keepSets[s.Name] {
+					staleSets = append(staleSets, s.Name)
+					delete(rec.sets, s.Name)
+				}
 			}
 		}
-		for s := range prev.sets {
-			if _, ok := d.sets[s]; !ok {
-				staleSets = append(staleSets, s)
+		for _, i := range changed {
+			if old := rec.ports[d.names[i]]; old != nil {
+				drop(old, d.ports[i])
+			}
+		}
+		for _, name := range gone {
+			drop(rec.ports[name], nil)
+			delete(rec.ports, name)
+		}
+		for _, i := range changed {
+			for _, c := range d.ports[i].chains {
+				rec.chains[c.name] = c.hash
+			}
+			for _, s := range d.ports[i].sets {
+				rec.sets[s.Name] = true
 			}
 		}
 	}
+	for _, i := range changed {
+		rec.ports[d.names[i]] = d.ports[i]
+	}
+	rec.fixedHash = d.fixedHash
 	sort.Strings(staleChains)
 	sort.Strings(staleSets)
 	for _, c := range staleChains {
@@ -425,7 +569,7 @@ func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, 
 		tx.Delete(&knftables.Map{Name: m})
 	}
 	n.deleted = len(staleChains) + len(staleSets) + len(staleMaps)
-	return n
+	return rec, n
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -139,6 +139,13 @@ func TestPartialSyncRemovesServicesAndChangesMaps(t *testing.T) {
 		dt.State(dt.SvcPort("b", "10.96.0.2", dt.Eps("10.244.1.3/local"), dt.NodePort(30002), dt.ExternalLocal(32002))), // a and c gone, b Local
 		dt.State(dt.SvcPort("b", "10.96.0.2", dt.Eps("10.244.2.3"), dt.NodePort(30002), dt.ExternalLocal(32002), dt.Affinity(60))),
 		dt.State(dt.SvcPort("b", "10.96.0.2", dt.Eps("10.244.2.3"), dt.NodePort(30002), dt.ExternalLocal(32002), dt.Affinity(120))),
+		func() *model.State { // a node-wide setting changes every port's rules
+			st := dt.State(dt.SvcPort("b", "10.96.0.2", dt.Eps("10.244.2.3"), dt.NodePort(30002), dt.ExternalLocal(32002), dt.Affinity(120)))
+			st.IPv4.MasqueradeAll = true
+			st.IPv4.NodePortsOnAllAddresses = false
+			st.IPv4.NodePortAddresses = []netip.Addr{dt.NodeIPv4}
+			return st
+		}(),
 		dt.State(),
 	}
 	for i, st := range steps {

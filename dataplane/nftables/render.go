@@ -17,6 +17,7 @@ limitations under the License.
 package nftables
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"net/netip"
@@ -42,25 +43,43 @@ type element struct {
 	value string // the verdict of a map element; empty in a set
 }
 
+// renderedChain is one per-service-port chain: its rules and their hash.
+type renderedChain struct {
+	name  string
+	rules []string
+	hash  uint64
+}
+
+// renderedElem is one element a service port asks for in a map of fixed name.
+type renderedElem struct {
+	container, key string
+	e              element
+}
+
+// portRender is everything one service port puts in the table. The renderer
+// keeps it between syncs and renders the port again only when its fingerprint,
+// a hash of everything the rendering reads, changes: a node with 10,000 service
+// ports renders only the ones that changed.
+type portRender struct {
+	fp     uint64
+	gen    uint64
+	chains []renderedChain
+	sets   []*knftables.Set
+	elems  []renderedElem
+}
+
 // desired is everything one family's table should hold.
 type desired struct {
 	// fixed are the chains of fixed names, base chains first; fixedHash hashes
 	// their rules, which depend only on the View's node-wide settings.
 	fixed     []chainSpec
 	fixedHash uint64
-	// chains are the per-service-port chains, by name, in the order written.
-	chains    map[string][]string
-	chainList []string
-	hashes    map[string]uint64
-	// sets are the affinity sets, by name.
-	sets map[string]*knftables.Set
-	// elements are the elements of the fixed maps and sets: container name →
-	// joined key → element.
-	elements map[string]map[string]element
-	// conflicts counts map elements dropped because an earlier service port
-	// (in name order) already claimed their key: two Services on one external
-	// address and port, which only one can serve.
-	conflicts int
+	// nodePortIPs and healthChecks are the elements of the sets of fixed names,
+	// by joined key.
+	nodePortIPs, healthChecks map[string]element
+	// names and ports are the service ports, in the View's order.
+	names []model.ServicePortName
+	ports []*portRender
 }
 
 // fixedContainers are the maps and sets of fixed names, with their definitions.
@@ -93,10 +112,14 @@ type renderer struct {
 	loopback string
 	markBit  string // the masquerade mark, as "0x2000"
 	seed     maphash.Seed
+
+	cache map[model.ServicePortName]*portRender
+	gen   uint64
 }
 
 func newRenderer(f model.Family, masqueradeBit int) *renderer {
-	r := &renderer{family: f, ip: "ip", loopback: "127.0.0.0/8", markBit: fmt.Sprintf("%#x", uint32(1)<<masqueradeBit), seed: maphash.MakeSeed()}
+	r := &renderer{family: f, ip: "ip", loopback: "127.0.0.0/8", markBit: fmt.Sprintf("%#x", uint32(1)<<masqueradeBit), seed: maphash.MakeSeed(),
+		cache: map[model.ServicePortName]*portRender{}}
 	if f == model.IPv6 {
 		r.ip, r.loopback = "ip6", "::1"
 	}
@@ -109,20 +132,104 @@ func baseChain(name string, typ knftables.BaseChainType, hook knftables.BaseChai
 
 // render returns the desired table for v.
 func (r *renderer) render(v *model.View) *desired {
+	r.gen++
 	d := &desired{
-		chains:   make(map[string][]string, 2*len(v.ServicePorts)),
-		hashes:   make(map[string]uint64, 2*len(v.ServicePorts)),
-		sets:     map[string]*knftables.Set{},
-		elements: map[string]map[string]element{},
-	}
-	for _, c := range []string{mapServiceIPs, mapServiceNodePorts, mapFirewallIPs, mapNoEndpointServices, mapNoEndpointNodePorts, setNodePortIPs, setHealthCheckPorts} {
-		d.elements[c] = map[string]element{}
+		nodePortIPs:  map[string]element{},
+		healthChecks: map[string]element{},
+		names:        make([]model.ServicePortName, 0, len(v.ServicePorts)),
+		ports:        make([]*portRender, 0, len(v.ServicePorts)),
 	}
 	r.fixedChains(v, d)
+	viewFP := r.viewFingerprint(v)
 	for _, p := range v.ServicePorts {
-		r.servicePort(v, p, d)
+		fp := r.fingerprint(viewFP, p)
+		pr := r.cache[p.Name]
+		if pr == nil || pr.fp != fp {
+			pr = r.servicePort(v, p)
+			pr.fp = fp
+			r.cache[p.Name] = pr
+		}
+		pr.gen = r.gen
+		d.names = append(d.names, p.Name)
+		d.ports = append(d.ports, pr)
+		if hc := p.HealthCheckNodePort; hc != 0 {
+			k := strconv.Itoa(int(hc))
+			d.healthChecks[k] = element{key: []string{k}}
+		}
+	}
+	for name, pr := range r.cache {
+		if pr.gen != r.gen {
+			delete(r.cache, name)
+		}
 	}
 	return d
+}
+
+func policyByte(p model.TrafficPolicy) byte {
+	if p == model.PolicyLocal {
+		return 'L'
+	}
+	return 'C'
+}
+
+// viewFingerprint hashes what servicePort reads of the View.
+func (r *renderer) viewFingerprint(v *model.View) uint64 {
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	h.WriteString(v.ClusterCIDR.String())
+	if v.MasqueradeAll {
+		h.WriteByte(1)
+	}
+	for _, a := range v.NodeAddresses {
+		b, _ := a.MarshalBinary()
+		h.Write(b)
+	}
+	return h.Sum64()
+}
+
+// fingerprint hashes everything servicePort reads of p and of its View.
+func (r *renderer) fingerprint(viewFP uint64, p *model.ServicePort) uint64 {
+	var h maphash.Hash
+	h.SetSeed(r.seed)
+	var buf [64]byte
+	b := buf[:0]
+	b = binary.LittleEndian.AppendUint64(b, viewFP)
+	b = binary.LittleEndian.AppendUint16(b, p.Port)
+	b = binary.LittleEndian.AppendUint16(b, p.NodePort)
+	b = binary.LittleEndian.AppendUint16(b, p.HealthCheckNodePort)
+	b = binary.LittleEndian.AppendUint32(b, uint32(p.SessionAffinity.TimeoutSeconds))
+	if p.SessionAffinity.ClientIP {
+		b = append(b, 1)
+	}
+	b = append(b, policyByte(p.ExternalTrafficPolicy), policyByte(p.InternalTrafficPolicy), byte(len(p.ExternalIPs)), byte(len(p.LoadBalancerIPs)), byte(len(p.LoadBalancerSourceRanges)))
+	h.Write(b)
+	addr := func(a netip.Addr) {
+		ab, _ := a.MarshalBinary()
+		h.Write(ab)
+		h.WriteByte(0)
+	}
+	addr(p.ClusterIP)
+	for _, a := range p.ExternalIPs {
+		addr(a)
+	}
+	for _, a := range p.LoadBalancerIPs {
+		addr(a)
+	}
+	for _, src := range p.LoadBalancerSourceRanges {
+		addr(src.Addr())
+		h.WriteByte(byte(src.Bits()))
+	}
+	for _, ep := range p.Endpoints {
+		addr(ep.Addr)
+		flags := byte(0)
+		for i, f := range []bool{ep.Ready, ep.Serving, ep.Terminating, ep.Local} {
+			if f {
+				flags |= 1 << i
+			}
+		}
+		h.Write([]byte{byte(ep.Port), byte(ep.Port >> 8), flags})
+	}
+	return h.Sum64()
 }
 
 // fixedChains writes the chains of fixed names and the node-wide elements.
@@ -135,7 +242,7 @@ func (r *renderer) fixedChains(v *model.View, d *desired) {
 	if !v.NodePortsOnAllAddresses {
 		nodePortGuard = ip + " daddr @" + setNodePortIPs + " "
 		for _, a := range v.NodePortAddresses {
-			d.add(setNodePortIPs, element{key: []string{a.String()}})
+			d.nodePortIPs[a.String()] = element{key: []string{a.String()}}
 		}
 	}
 	newOnly := "ct state new "
@@ -210,27 +317,20 @@ func (r *renderer) fixedChains(v *model.View, d *desired) {
 	d.fixedHash = h.Sum64()
 }
 
-// add adds e to container unless its key is taken, which it counts.
-func (d *desired) add(container string, e element) {
-	k := strings.Join(e.key, " . ")
-	if _, taken := d.elements[container][k]; taken {
-		d.conflicts++
-		return
-	}
-	d.elements[container][k] = e
+// add asks for e in container.
+func (pr *portRender) add(container string, e element) {
+	pr.elems = append(pr.elems, renderedElem{container: container, key: strings.Join(e.key, " . "), e: e})
 }
 
-// chain adds a per-service-port chain.
-func (d *desired) chain(name string, rules []string, seed maphash.Seed) {
-	d.chains[name] = rules
-	d.chainList = append(d.chainList, name)
+// chain adds a chain with rules.
+func (pr *portRender) chain(name string, rules []string, seed maphash.Seed) {
 	var h maphash.Hash
 	h.SetSeed(seed)
 	for _, r := range rules {
 		h.WriteString(r)
 		h.WriteByte('\n')
 	}
-	d.hashes[name] = h.Sum64()
+	pr.chains = append(pr.chains, renderedChain{name: name, rules: rules, hash: h.Sum64()})
 }
 
 // verdictOf returns the map verdict of traffic with nowhere to go.
@@ -241,9 +341,10 @@ func verdictOf(v model.Verdict) string {
 	return "drop"
 }
 
-// servicePort writes p's chains, affinity sets and map elements, following
+// servicePort renders p's chains, affinity sets and map elements, following
 // model.Decide's policy.
-func (r *renderer) servicePort(v *model.View, p *model.ServicePort, d *desired) {
+func (r *renderer) servicePort(v *model.View, p *model.ServicePort) *portRender {
+	d := &portRender{}
 	pol := model.Decide(v, p)
 	n := namesFor(p.Name)
 	ip := r.ip
@@ -288,12 +389,6 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort, d *desired) 
 		}
 		if pol.External.Verdict != model.Forward {
 			d.add(mapNoEndpointNodePorts, element{key: []string{n.proto, np}, value: verdictOf(pol.External.Verdict)})
-		}
-	}
-	if hc := p.HealthCheckNodePort; hc != 0 {
-		k := strconv.Itoa(int(hc))
-		if _, ok := d.elements[setHealthCheckPorts][k]; !ok {
-			d.elements[setHealthCheckPorts][k] = element{key: []string{k}}
 		}
 	}
 
@@ -395,15 +490,16 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort, d *desired) 
 		if pol.Affinity.ClientIP {
 			set := affinitySet(p.Name, ap, pol.Affinity.TimeoutSeconds)
 			timeout := time.Duration(pol.Affinity.TimeoutSeconds) * time.Second
-			d.sets[set] = &knftables.Set{
+			d.sets = append(d.sets, &knftables.Set{
 				Name:    set,
 				Type:    map[model.Family]string{model.IPv4: "ipv4_addr", model.IPv6: "ipv6_addr"}[r.family],
 				Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
 				Timeout: &timeout,
-			}
+			})
 			rules = append(rules, "update @"+set+" { "+ip+" saddr }")
 		}
 		rules = append(rules, "meta l4proto "+n.proto+" dnat to "+ap.String())
 		d.chain(endpointChain(p.Name, ap), rules, r.seed)
 	}
+	return d
 }

@@ -44,6 +44,11 @@ type Options struct {
 	MasqueradeBit *int
 	// Now is the clock of SyncStats; time.Now when nil.
 	Now func() time.Time
+	// TableIntact reports whether family's table still holds its nat-prerouting
+	// rule, the check every partial sync starts with; nil lists the chain's rules
+	// through the Interface. NewForNode asks the kernel over netlink instead:
+	// nft reads much of a large table even to list one chain.
+	TableIntact func(ctx context.Context, family model.Family) (bool, error)
 }
 
 // SyncStats describes one family's last Sync, for logs, metrics and benchmarks.
@@ -86,6 +91,7 @@ type Backend struct {
 	families []model.Family
 	nft      map[model.Family]knftables.Interface
 	now      func() time.Time
+	intact   func(ctx context.Context, family model.Family) (bool, error)
 
 	mu    sync.Mutex
 	state map[model.Family]*familyState
@@ -137,7 +143,10 @@ func New(opts Options) (*Backend, error) {
 	if bit < 0 || bit > 31 {
 		return nil, fmt.Errorf("nftables backend: masquerade bit %d is not in [0, 31]", bit)
 	}
-	b := &Backend{nft: opts.Interfaces, now: opts.Now, state: map[model.Family]*familyState{}}
+	b := &Backend{nft: opts.Interfaces, now: opts.Now, intact: opts.TableIntact, state: map[model.Family]*familyState{}}
+	if b.intact == nil {
+		b.intact = b.listIntact
+	}
 	if b.now == nil {
 		b.now = time.Now
 	}
@@ -210,13 +219,13 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	full := fs.needFull || fs.applied == nil
 	stats := SyncStats{Start: b.now(), ServicePorts: len(v.ServicePorts)}
 	if !full {
-		rules, err := nft.ListRules(ctx, chainNATPrerouting)
+		intact, err := b.intact(ctx, f)
 		stats.Check = b.now().Sub(stats.Start)
 		switch {
-		case err != nil && !knftables.IsNotFound(err):
+		case err != nil:
 			log.Error(err, "cannot tell whether the table is still in place; resyncing fully")
 			full = true
-		case err != nil || len(rules) == 0:
+		case !intact:
 			log.Info("the table was flushed or deleted by something else; resyncing fully", "table", TableName)
 			full, stats.Tampered = true, true
 		}
@@ -261,6 +270,16 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	stats.Apply = b.now().Sub(applyStart)
 	fs.applied, fs.needFull = rec, false
 	return nil
+}
+
+// listIntact is the TableIntact check through the Interface: nat-prerouting has
+// a rule. A missing table or chain is not intact.
+func (b *Backend) listIntact(ctx context.Context, f model.Family) (bool, error) {
+	rules, err := b.nft[f].ListRules(ctx, chainNATPrerouting)
+	if knftables.IsNotFound(err) {
+		return false, nil
+	}
+	return len(rules) > 0, err
 }
 
 // listing is what a full sync finds in the kernel's table.

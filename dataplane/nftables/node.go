@@ -21,6 +21,7 @@ import (
 	"fmt"
 
 	"github.com/go-logr/logr"
+	gnftables "github.com/google/nftables"
 	"sigs.k8s.io/knftables"
 
 	"github.com/svcplane/svcplane/dataplane/model"
@@ -44,7 +45,27 @@ func NewForNode(ctx context.Context) (*Backend, error) {
 		}
 		ifaces[f] = nft
 	}
-	return New(Options{Interfaces: ifaces})
+	return New(Options{Interfaces: ifaces, TableIntact: NetlinkIntact})
+}
+
+// NetlinkIntact is the Options.TableIntact check over netlink: one dump of
+// nat-prerouting's rules, whatever the table's size. Any error, a missing table or
+// chain among them (which the library does not tell apart), is "not intact",
+// which makes the sync a full one.
+func NetlinkIntact(_ context.Context, f model.Family) (bool, error) {
+	c, err := gnftables.New()
+	if err != nil {
+		return false, err
+	}
+	family := gnftables.TableFamilyIPv4
+	if f == model.IPv6 {
+		family = gnftables.TableFamilyIPv6
+	}
+	rules, err := c.GetRules(&gnftables.Table{Name: TableName, Family: family}, &gnftables.Chain{Name: chainNATPrerouting})
+	if err != nil {
+		return false, nil
+	}
+	return len(rules) > 0, nil
 }
 
 // CleanupNode deletes svcplane's table in both families. A node where nft does not

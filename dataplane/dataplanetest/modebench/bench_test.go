@@ -176,7 +176,7 @@ func newBackend(b *testing.B, mode string) backend {
 		if err != nil {
 			b.Fatal(err)
 		}
-		be, err := nftables.New(nftables.Options{Interfaces: map[model.Family]knftables.Interface{model.IPv4: nft}})
+		be, err := nftables.New(nftables.Options{Interfaces: map[model.Family]knftables.Interface{model.IPv4: nft}, TableIntact: nftables.NetlinkIntact})
 		if err != nil {
 			b.Fatal(err)
 		}

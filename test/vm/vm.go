@@ -56,6 +56,10 @@ type Options struct {
 	OnDemand []string
 	// Run is the -test.run pattern of the guest; empty runs every test.
 	Run string
+	// Bench is the -test.bench pattern of the guest; empty runs no benchmark.
+	// Each benchmark runs BenchTime (-test.benchtime; default 1x: a TCG guest
+	// is slow, and one run of a big sync is the number wanted).
+	Bench, BenchTime string
 	// Timeout bounds the whole boot; the default is 8 minutes or what remains of
 	// the host test's deadline, whichever is less.
 	Timeout time.Duration
@@ -128,6 +132,7 @@ func RunTests(t *testing.T, opts Options) {
 	if err := writeInitramfs(initrd, initramfs{
 		busybox: busybox, testBinary: bin, modRoot: modRoot,
 		modules: opts.Modules, onDemand: opts.OnDemand, run: opts.Run, verbose: testing.Verbose(),
+		bench: opts.Bench, benchTime: opts.BenchTime,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +341,7 @@ func staticTestBinary(t *testing.T, dir string) (string, error) {
 type initramfs struct {
 	busybox, testBinary, modRoot string
 	modules, onDemand            []string
-	run                          string
+	run, bench, benchTime        string
 	verbose                      bool
 }
 
@@ -368,6 +373,12 @@ func writeInitramfs(path string, fs initramfs) error {
 	}
 	if fs.run != "" {
 		args = append(args, "-test.run="+shellQuote(fs.run))
+	}
+	if fs.bench != "" {
+		if fs.benchTime == "" {
+			fs.benchTime = "1x"
+		}
+		args = append(args, "-test.bench="+shellQuote(fs.bench), "-test.benchtime="+shellQuote(fs.benchTime), "-test.benchmem")
 	}
 	ci := os.Getenv("CI")
 	if ci != "true" {

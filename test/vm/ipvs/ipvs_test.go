@@ -32,8 +32,18 @@ import (
 	"github.com/svcplane/svcplane/test/vm"
 )
 
+// TestVM boots the VM and runs the package's tests in it. With VM_BENCH set (a
+// -test.bench pattern, e.g. VM_BENCH=. in `make bench-ipvs`) it runs only the
+// benchmarks there instead.
 func TestVM(t *testing.T) {
+	run := ""
+	if os.Getenv("VM_BENCH") != "" {
+		run = "^$"
+	}
 	vm.RunTests(t, vm.Options{
+		Run: run, Bench: os.Getenv("VM_BENCH"), BenchTime: os.Getenv("VM_BENCHTIME"),
+		// A 10,000-port benchmark holds 100,000 real servers and 10,000 addresses.
+		MemoryMiB: 2048,
 		// crc32c_generic first: ip_vs needs libcrc32c, which needs the crc32c
 		// algorithm registered before it loads.
 		Modules:  []string{"crc32c_generic", "ip_vs", "ip_vs_rr", "dummy", "veth"},

@@ -94,6 +94,11 @@ test-e2e: controlplane ## Run the real-kernel end-to-end test alone (root; build
 test-vm: ## Run the IPVS tests on a real kernel in a QEMU VM (no KVM needed; hack/vm/kernel.sh caches Debian's kernel in bin/vm).
 	go test ./test/vm/... -count=1 -v -timeout 15m
 
+.PHONY: bench-ipvs
+bench-ipvs: ## IPVS syncs of 1,000 and 10,000 service ports x 10: netlink calls over the fake, then time on the VM's kernel.
+	go test -run='^$$' -bench=. -benchmem ./dataplane/ipvs/
+	VM_BENCH=. go test ./test/vm/ipvs/ -run=TestVM -count=1 -v -timeout 30m
+
 .PHONY: demo
 demo: controlplane ## Show svcplane working on this machine (root): node, pods and client in network namespaces. HOLD=1 keeps it up; MODE=nftables runs the agent in nftables mode.
 	go build -o "$(LOCALBIN)/svcplane-demo" ./hack/demo

@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -286,6 +287,48 @@ func TestDNS(t *testing.T) {
 		resp := expectRecords(t, podA, server, "udp", name, mdns.TypeA, mdns.TypeCNAME, []string{"shop.example.test."})
 		if got := records(resp, mdns.TypeA); !slices.Equal(got, []string{upstreamAnswer}) {
 			t.Fatalf("the CNAME's target resolved to %q, want %s", got, upstreamAnswer)
+		}
+	})
+
+	t.Run("through a cluster DNS Service, as a pod's resolv.conf points it", func(t *testing.T) {
+		// config/dns's Service, here without a selector (the server runs in this
+		// process, not in a pod) and with the endpoint a person would write:
+		// the server's address. The agent DNATs the pod's query to it.
+		svc := &v1alpha1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "dns-cluster", Namespace: ns},
+			Spec: v1alpha1.ServiceSpec{Ports: []v1alpha1.ServicePort{
+				{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP},
+				{Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP},
+			}},
+		}
+		svc = create(t, svc)
+		slice := &discoveryv1.EndpointSlice{
+			ObjectMeta: metav1.ObjectMeta{Name: "dns-cluster-manual", Namespace: ns, Labels: map[string]string{
+				v1alpha1.LabelServiceName: svc.Name,
+				v1alpha1.LabelManagedBy:   "e2e.svcplane.io",
+			}},
+			AddressType: discoveryv1.AddressTypeIPv4,
+			Endpoints: []discoveryv1.Endpoint{{
+				Addresses:  []string{world.PodGateway.String()},
+				Conditions: discoveryv1.EndpointConditions{Ready: new(true)},
+			}},
+			Ports: []discoveryv1.EndpointPort{
+				{Name: new("dns"), Port: new(int32(dnsPort)), Protocol: new(corev1.ProtocolUDP)},
+				{Name: new("dns-tcp"), Port: new(int32(dnsPort)), Protocol: new(corev1.ProtocolTCP)},
+			},
+		}
+		if err := cl.Client.Create(t.Context(), slice); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := cl.Client.Delete(context.Background(), slice); err != nil && !apierrors.IsNotFound(err) {
+				t.Error(err)
+			}
+		})
+		clusterDNS := net.JoinHostPort(svc.Status.ClusterIP, "53")
+		name := "dns-cluster." + ns + ".svc.cluster.local."
+		for _, network := range []string{"udp", "tcp"} {
+			expectRecords(t, podA, clusterDNS, network, name, mdns.TypeA, mdns.TypeA, []string{svc.Status.ClusterIP})
 		}
 	})
 

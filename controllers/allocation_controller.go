@@ -73,6 +73,10 @@ const waitingRetryPeriod = 30 * time.Second
 // be reached; the recovery pass retries everything once it is back.
 const unreachableRetryPeriod = 5 * time.Second
 
+// statusConflictRetry is how soon a pass that lost a status write to a concurrent
+// change runs again: the change's own event usually arrives first.
+const statusConflictRetry = 100 * time.Millisecond
+
 // maxRetryDelay caps the workqueue's per-Service backoff (controller-runtime's default
 // reaches 1000s), so that a Service that failed through an outage is retried
 // within seconds of its end.
@@ -274,6 +278,12 @@ func (r *AllocationReconciler) fetch(ctx context.Context, name types.NamespacedN
 // to be unreachable: then the pass is retried quietly (the monitor has said it once)
 // and the recovery pass requeues it as soon as the API server is back.
 func (r *AllocationReconciler) retryOrFail(err error) (ctrl.Result, error) {
+	// A lost optimistic-lock race on the status (the load balancer reconciler writes
+	// it too) is expected: the caller has logged it at debug level, and a quick retry
+	// on fresh data settles it without a reconciler error and its stack trace.
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: statusConflictRetry}, nil
+	}
 	if r.APIReachable != nil && !r.APIReachable() {
 		return ctrl.Result{RequeueAfter: unreachableRetryPeriod}, nil
 	}

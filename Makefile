@@ -119,9 +119,16 @@ run: ## Build and run the manager (extra flags in ARGS) against KUBECONFIG, or a
 controlplane: $(K8S_BIN)/kube-apiserver $(K8S_BIN)/etcd ## Build kube-apiserver and etcd into K8S_BIN (cached; 5-10 minutes cold on 2 cores).
 
 # Both binaries come from one build of the hack/k8s module, hence the grouped target (&:).
-K8S_SOURCES := hack/k8s/go.mod hack/k8s/go.sum $(wildcard hack/k8s/*/*.go)
+K8S_SOURCES := hack/k8s/go.mod hack/k8s/go.sum $(wildcard hack/k8s/kube-apiserver/*.go hack/k8s/etcd/*.go)
 $(K8S_BIN)/kube-apiserver $(K8S_BIN)/etcd &: $(K8S_SOURCES)
 	hack/build-controlplane.sh "$(K8S_BIN)"
+
+.PHONY: upstream
+upstream: $(K8S_BIN)/kube-controller-manager $(K8S_BIN)/kube-proxy ## Build kube-controller-manager and kube-proxy into K8S_BIN for make bench-compare (cached; not part of controlplane or CI).
+
+UPSTREAM_SOURCES := hack/k8s/go.mod hack/k8s/go.sum $(wildcard hack/k8s/kube-controller-manager/*.go hack/k8s/kube-proxy/*.go)
+$(K8S_BIN)/kube-controller-manager $(K8S_BIN)/kube-proxy &: $(UPSTREAM_SOURCES)
+	hack/build-upstream.sh "$(K8S_BIN)"
 
 # Other platforms: docker buildx build --platform linux/arm64 (the Dockerfile honours TARGETARCH).
 .PHONY: docker-build

@@ -24,22 +24,30 @@ limitations under the License.
 // slice objects an informer cache holds (managed fields stripped, as the
 // server's cache does).
 //
-// The clients run in the same process as the server, on the same cores: the
-// numbers are for the whole machine answering itself.
+// The server runs in a child process (the same binary), the clients in the
+// parent, on the same cores: the rates are for the machine answering itself.
+// The server's CPU time per query (from /proc/<pid>/stat) says what it would
+// answer with the cores to itself.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +86,13 @@ func main() {
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	if os.Getenv(envServe) != "" {
+		if err := serve(services, endpoints); err != nil {
+			fmt.Fprintln(os.Stderr, "dns-bench server:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(services, endpoints, clients, duration); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "dns-bench:", err)
@@ -85,10 +100,12 @@ func main() {
 	}
 }
 
-func run(services, endpoints, clients int, duration time.Duration) error {
-	fmt.Printf("dns-bench: %d Services (%d endpoints each), %d clients, %v per query kind, GOMAXPROCS %d, %d CPUs\n",
-		services, endpoints, clients, duration, runtime.GOMAXPROCS(0), runtime.NumCPU())
+// envServe makes the binary the server process of a run.
+const envServe = "SVCPLANE_DNS_BENCH_SERVE"
 
+// serve is the server process: it builds the zone, reports its memory, serves it
+// on loopback, says where, and stops when its stdin closes.
+func serve(services, endpoints int) error {
 	// Memory: the heap before and after building what the server holds.
 	before := heap()
 	svcs, eps := objects(services, endpoints)
@@ -101,8 +118,8 @@ func run(services, endpoints, clients int, duration time.Duration) error {
 	withZone := heap()
 	perZone := float64(withZone-withObjects) / float64(services)
 	perObjects := float64(withObjects-before) / float64(services)
-	fmt.Printf("memory per Service: %.0f B in the zone, %.0f B of objects in the informer caches, %.0f B together\n",
-		perZone, perObjects, perZone+perObjects)
+	fmt.Printf("memory per Service: %.0f B in the zone, %.0f B of objects in the informer caches, %.0f B together; heap %.1f MiB\n",
+		perZone, perObjects, perZone+perObjects, float64(withZone)/(1<<20))
 
 	reg := prometheus.NewRegistry()
 	m, err := dns.NewMetrics(reg, zone)
@@ -111,20 +128,62 @@ func run(services, endpoints, clients int, duration time.Duration) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	started := make(chan net.Addr, 1)
-	done := make(chan error, 1)
 	go func() {
-		done <- dns.Serve(ctx, dns.NewHandler(zone, nil, m, logr.Discard()), dns.ServerOptions{
-			Addr:    "127.0.0.1:0",
-			Started: func(a dns.Addrs) { started <- a.DNS },
-		}, logr.Discard())
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
 	}()
-	var addr net.Addr
-	select {
-	case addr = <-started:
-	case err := <-done:
+	err = dns.Serve(ctx, dns.NewHandler(zone, nil, m, logr.Discard()), dns.ServerOptions{
+		Addr:    "127.0.0.1:0",
+		Started: func(a dns.Addrs) { fmt.Printf("%s %s\n", addrPrefix, a.DNS) },
+	}, logr.Discard())
+	// The objects stand for the informer caches: alive until the end.
+	runtime.KeepAlive(svcs)
+	runtime.KeepAlive(eps)
+	return err
+}
+
+const addrPrefix = "serving on"
+
+func run(services, endpoints, clients int, duration time.Duration) error {
+	fmt.Printf("dns-bench: %d Services (%d endpoints each), %d clients, %v per query kind, GOMAXPROCS %d, %d CPUs\n",
+		services, endpoints, clients, duration, runtime.GOMAXPROCS(0), runtime.NumCPU())
+
+	// The server runs in a process of its own, so that its CPU time is its own.
+	exe, err := os.Executable()
+	if err != nil {
 		return err
 	}
+	srv := exec.Command(exe, os.Args[1:]...)
+	srv.Env = append(os.Environ(), envServe+"=1")
+	srv.Stderr = os.Stderr
+	stdin, err := srv.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		stdin.Close()
+		_ = srv.Wait()
+	}()
+	var addr string
+	sc := bufio.NewScanner(stdout)
+	for addr == "" && sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), addrPrefix+" "); ok {
+			addr = a
+		} else {
+			fmt.Println(sc.Text())
+		}
+	}
+	if addr == "" {
+		return errors.New("the server process did not start")
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 
 	kinds := []struct {
 		name  string
@@ -136,7 +195,7 @@ func run(services, endpoints, clients int, duration time.Duration) error {
 		{"SRV", mdns.TypeSRV, mdns.RcodeSuccess, func(i int) string { return fmt.Sprintf("_http._tcp.svc-%d.ns-%d.svc.cluster.local.", i, i%100) }},
 		{"NXDOMAIN", mdns.TypeA, mdns.RcodeNameError, func(i int) string { return fmt.Sprintf("missing-%d.ns-%d.svc.cluster.local.", i, i%100) }},
 	}
-	fmt.Printf("%-12s %10s %10s %10s %10s %10s\n", "query", "qps", "p50", "p90", "p99", "p99.9")
+	fmt.Printf("%-12s %10s %10s %10s %10s %10s %14s %12s\n", "query", "qps", "p50", "p90", "p99", "p99.9", "server CPU/q", "server cores")
 	for _, k := range kinds {
 		// Prepacked queries, one per Service, so that the clients spend their
 		// time on the wire rather than packing.
@@ -148,21 +207,54 @@ func run(services, endpoints, clients int, duration time.Duration) error {
 				return err
 			}
 		}
-		res, err := load(addr.String(), queries, k.rcode, clients, duration)
+		cpu0, err := cpuTime(srv.Process.Pid)
+		if err != nil {
+			return err
+		}
+		res, err := load(addr, queries, k.rcode, clients, duration)
 		if err != nil {
 			return fmt.Errorf("%s: %w", k.name, err)
 		}
-		fmt.Printf("%-12s %10.0f %10v %10v %10v %10v\n", k.name, res.qps, res.pct(50), res.pct(90), res.pct(99), res.pct(99.9))
+		cpu1, err := cpuTime(srv.Process.Pid)
+		if err != nil {
+			return err
+		}
+		cpu := cpu1 - cpu0
+		perQuery := time.Duration(float64(cpu) / float64(len(res.latencies)))
+		fmt.Printf("%-12s %10.0f %10v %10v %10v %10v %14v %12.2f\n", k.name, res.qps, res.pct(50), res.pct(90), res.pct(99), res.pct(99.9),
+			perQuery.Round(100*time.Nanosecond), cpu.Seconds()/res.elapsed.Seconds())
 	}
-	cancel()
-	// The objects stand for the informer caches: alive until the end.
-	runtime.KeepAlive(svcs)
-	runtime.KeepAlive(eps)
-	return <-done
+	return nil
+}
+
+// clockTick is the unit of /proc/<pid>/stat's CPU times: USER_HZ, 100 on every
+// Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// cpuTime returns the CPU time (user and system) process pid has used.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may hold
+	// spaces: state is the first, utime the 12th, stime the 13th.
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * clockTick, nil
 }
 
 type result struct {
 	qps       float64
+	elapsed   time.Duration
 	latencies []time.Duration // sorted
 }
 
@@ -204,7 +296,7 @@ func load(addr string, queries [][]byte, rcode, clients int, duration time.Durat
 		return result{}, firstErr
 	}
 	slices.Sort(all)
-	return result{qps: float64(total.Load()) / elapsed.Seconds(), latencies: all}, nil
+	return result{qps: float64(total.Load()) / elapsed.Seconds(), elapsed: elapsed, latencies: all}, nil
 }
 
 // client sends one query at a time until deadline and returns each one's

@@ -25,11 +25,20 @@ func fillRandomly(size int, fill float64, allocate func(off int)) {
 }
 
 // BenchmarkIPRangeAllocateRelease measures one AllocateNext plus the Release of the
-// returned address on a /12 (2^20 addresses) at a constant fill level.
+// returned address on a /12 (2^20 addresses) at a constant fill level, and on an
+// IPv6 /108 of the same size.
 func BenchmarkIPRangeAllocateRelease(b *testing.B) {
-	for _, fill := range []float64{0, 0.5, 0.99, 0.999} {
-		b.Run(fmt.Sprintf("slash12/fill=%g%%", fill*100), func(b *testing.B) {
-			r, err := NewIPRange(netip.MustParsePrefix("10.96.0.0/12"))
+	for _, c := range []struct {
+		name string
+		fill float64
+	}{{"slash12", 0}, {"slash12", 0.5}, {"slash12", 0.99}, {"slash12", 0.999}, {"slash108", 0.5}} {
+		fill := c.fill
+		b.Run(fmt.Sprintf("%s/fill=%g%%", c.name, fill*100), func(b *testing.B) {
+			cidr := "10.96.0.0/12"
+			if c.name == "slash108" {
+				cidr = "fd00:10:96::/108"
+			}
+			r, err := NewIPRange(netip.MustParsePrefix(cidr))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -45,6 +54,45 @@ func BenchmarkIPRangeAllocateRelease(b *testing.B) {
 					b.Fatal(err)
 				}
 				r.Release(ip)
+			}
+		})
+	}
+}
+
+// BenchmarkIPRangeHas measures the mapping of an address to its bit: Has on
+// addresses inside a half-full range, and on addresses outside it.
+func BenchmarkIPRangeHas(b *testing.B) {
+	for _, cidr := range []string{"10.96.0.0/12", "fd00:10:96::/108"} {
+		r, err := NewIPRange(netip.MustParsePrefix(cidr))
+		if err != nil {
+			b.Fatal(err)
+		}
+		fillRandomly(r.Size(), 0.5, func(off int) {
+			if err := r.Allocate(r.addr(off)); err != nil {
+				b.Fatal(err)
+			}
+		})
+		inside := make([]netip.Addr, 1024)
+		for i := range inside {
+			inside[i] = r.addr(i * (r.Size() / len(inside)))
+		}
+		outside := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1"), r.CIDR().Addr()}
+		b.Run(cidr+"/inside", func(b *testing.B) {
+			n := 0
+			for i := 0; b.Loop(); i++ {
+				if r.Has(inside[i%len(inside)]) {
+					n++
+				}
+			}
+			if n == 0 {
+				b.Fatal("no address held in a half-full range")
+			}
+		})
+		b.Run(cidr+"/outside", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				if r.Has(outside[i%len(outside)]) {
+					b.Fatal("an address outside the range is held")
+				}
 			}
 		})
 	}

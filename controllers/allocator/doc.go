@@ -1,8 +1,10 @@
-// Package allocator holds the in-memory allocators behind Service ClusterIPs and
-// NodePorts: a hierarchical Bitmap of offsets, an IPRange that maps one CIDR onto a
-// Bitmap, and a PortRange that maps a port interval onto one.
+// Package allocator holds the in-memory allocators behind Service ClusterIPs,
+// NodePorts and load balancer pool addresses: a hierarchical Bitmap of offsets, an
+// IPRange that maps an interval of addresses (a service CIDR, or a pool entry given
+// as a CIDR or a first-last range) onto a Bitmap, and a PortRange that maps a port
+// interval onto one.
 //
-// The semantics follow kube-apiserver's service allocators: the network address (and,
+// The semantics of service CIDRs follow kube-apiserver's service allocators: the network address (and,
 // for IPv4, the broadcast address) is never handed out, dynamic allocation starts at a
 // random point so that a restarted controller does not immediately reuse values that
 // were just released, and a low "static" band of each range is kept for explicitly

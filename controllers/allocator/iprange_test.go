@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -222,4 +223,169 @@ func TestIPRangeMappedIPv4(t *testing.T) {
 			t.Fatalf("ForEach returned %s, want %s", ip, plain)
 		}
 	})
+}
+
+// Pool entries (ParseIPRange), as the ippool provider uses them. Addresses here are
+// documentation addresses: 192.0.2.0/24, 198.51.100.0/24 and 2001:db8::/32.
+
+func TestParseIPRange(t *testing.T) {
+	tests := []struct {
+		text        string
+		first, last string
+		size        int
+		total       string
+		wantErr     string
+	}{
+		{text: "192.0.2.10-192.0.2.20", first: "192.0.2.10", last: "192.0.2.20", size: 11, total: "11"},
+		{text: "192.0.2.10 - 192.0.2.10", first: "192.0.2.10", last: "192.0.2.10", size: 1, total: "1"},
+		{text: "192.0.2.0/30", first: "192.0.2.0", last: "192.0.2.3", size: 4, total: "4"},
+		{text: "192.0.2.7/32", first: "192.0.2.7", last: "192.0.2.7", size: 1, total: "1"},
+		{text: "2001:db8::/126", first: "2001:db8::", last: "2001:db8::3", size: 4, total: "4"},
+		{text: "2001:db8::ffff:ffff:ffff:fffe-2001:db8:0:1::1", first: "2001:db8::ffff:ffff:ffff:fffe", last: "2001:db8:0:1::1", size: 4, total: "4"},
+		{text: "::ffff:192.0.2.1-::ffff:192.0.2.3", first: "192.0.2.1", last: "192.0.2.3", size: 3, total: "3"},
+		{text: "192.0.0.0/11", first: "192.0.0.0", last: "192.15.255.255", size: MaxIPRangeSize, total: "2097152"},
+		{text: "2001:db8::/64", first: "2001:db8::", last: "2001:db8::f:ffff", size: MaxIPRangeSize, total: "18446744073709551616"},
+		{text: "::/0", first: "::", last: "::f:ffff", size: MaxIPRangeSize, total: "340282366920938463463374607431768211456"},
+		{text: "192.0.2.20-192.0.2.10", wantErr: "the first address (192.0.2.20) is after the last (192.0.2.10)"},
+		{text: "192.0.2.1/24", wantErr: "must be a network address; the masked form is 192.0.2.0/24"},
+		{text: "192.0.2.1-2001:db8::1", wantErr: "must be a range of two addresses of one IP family"},
+		{text: "192.0.2.1", wantErr: "must be a CIDR"},
+		{text: "192.0.2.0/33", wantErr: "must be a CIDR"},
+		{text: "192.0.2.1-x", wantErr: `"x" is not a valid IP address`},
+		{text: "fe80::1%eth0-fe80::2", wantErr: "is not a valid IP address"},
+		{text: "::ffff:192.0.2.0/120", wantErr: "IPv4-mapped"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			r, err := ParseIPRange(tt.text)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseIPRange = %v, want an error with %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.First().String() != tt.first || r.Last().String() != tt.last || r.Size() != tt.size || r.Total() != tt.total {
+				t.Errorf("ParseIPRange = [%s, %s] size %d of %s, want [%s, %s] size %d of %s", r.First(), r.Last(), r.Size(), r.Total(), tt.first, tt.last, tt.size, tt.total)
+			}
+			if r.Truncated() != (tt.size == MaxIPRangeSize) {
+				t.Errorf("Truncated() = %v", r.Truncated())
+			}
+			if r.String() != tt.text {
+				t.Errorf("String() = %q", r.String())
+			}
+		})
+	}
+}
+
+func TestPoolRangeHandsOutEveryAddressOnce(t *testing.T) {
+	for _, text := range []string{"192.0.2.0/30", "192.0.2.254-192.0.3.1", "2001:db8::ffff:ffff:ffff:fffe-2001:db8:0:1::1"} {
+		t.Run(text, func(t *testing.T) {
+			r, err := ParseIPRange(text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []netip.Addr
+			for {
+				ip, err := r.AllocateNext()
+				if err != nil {
+					break
+				}
+				if !r.Contains(ip) || !r.Has(ip) {
+					t.Fatalf("AllocateNext returned %s, which the range does not hold", ip)
+				}
+				got = append(got, ip)
+			}
+			slices.SortFunc(got, netip.Addr.Compare)
+			if len(got) != r.Size() || got[0] != r.First() || got[len(got)-1] != r.Last() {
+				t.Fatalf("handed out %v, want every address of [%s, %s]", got, r.First(), r.Last())
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i] != got[i-1].Next() {
+					t.Fatalf("handed out %v: a gap or a duplicate", got)
+				}
+			}
+			if r.Free() != 0 || r.Used() != r.Size() {
+				t.Errorf("full range: used %d, free %d", r.Used(), r.Free())
+			}
+			r.Release(got[1])
+			if ip, err := r.AllocateNext(); err != nil || ip != got[1] {
+				t.Errorf("after releasing %s, AllocateNext = %s, %v", got[1], ip, err)
+			}
+		})
+	}
+}
+
+func TestPoolRangeBounds(t *testing.T) {
+	r, err := ParseIPRange("192.0.2.10-192.0.2.20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ip, want := range map[string]bool{
+		"192.0.2.9": false, "192.0.2.10": true, "192.0.2.15": true, "192.0.2.20": true, "192.0.2.21": false,
+		"::ffff:192.0.2.12": true, "2001:db8::c000:20c": false, "198.51.100.15": false,
+	} {
+		if got := r.Contains(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("Contains(%s) = %v, want %v", ip, got, want)
+		}
+	}
+	if r.Contains(netip.Addr{}) || r.Allocate(netip.Addr{}) == nil {
+		t.Error("the zero address is never in a range")
+	}
+	ip := netip.MustParseAddr("192.0.2.12")
+	if r.Allocate(ip) != nil || r.Allocate(ip) != ErrAllocatedIP {
+		t.Error("Allocate takes a free address once")
+	}
+	if err := r.Allocate(netip.MustParseAddr("192.0.2.21")); err == nil || err.Error() != "the provided IP (192.0.2.21) is not in the valid range. The range of valid IPs is 192.0.2.10-192.0.2.20" {
+		t.Errorf("Allocate outside the range: %v", err)
+	}
+	r.Release(netip.MustParseAddr("198.51.100.1")) // foreign: a no-op
+	if r.Used() != 1 {
+		t.Errorf("Used() = %d, want 1", r.Used())
+	}
+	var held []netip.Addr
+	r.ForEach(func(a netip.Addr) { held = append(held, a) })
+	if !slices.Equal(held, []netip.Addr{ip}) {
+		t.Errorf("ForEach = %v", held)
+	}
+}
+
+func TestPoolRangeTruncatedUsesOnlyTheFirstAddresses(t *testing.T) {
+	r, err := ParseIPRange("2001:db8::/64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Contains(netip.MustParseAddr("2001:db8::f:ffff")) || r.Contains(netip.MustParseAddr("2001:db8::10:0")) {
+		t.Error("a truncated range holds exactly its first 2^20 addresses")
+	}
+	if r.Allocate(netip.MustParseAddr("2001:db8::1:0:0")) == nil {
+		t.Error("an address beyond the cap was allocated")
+	}
+}
+
+func TestIPRangeOverlaps(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"192.0.2.0/30", "192.0.2.3-192.0.2.8", true},
+		{"192.0.2.0/30", "192.0.2.4-192.0.2.8", false},
+		{"192.0.2.0/24", "192.0.2.128/25", true},
+		{"192.0.2.0/30", "::c000:200/126", false}, // the same low bits, another family
+		{"2001:db8::/120", "2001:db8::ff-2001:db8::1ff", true},
+		// Only the used part counts: the second range lies beyond the first's cap.
+		{"2001:db8::/64", "2001:db8::100:0/120", false},
+	}
+	for _, tt := range tests {
+		a, errA := ParseIPRange(tt.a)
+		b, errB := ParseIPRange(tt.b)
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		if got := a.Overlaps(b); got != tt.want || b.Overlaps(a) != tt.want {
+			t.Errorf("%s overlaps %s = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/controllers/allocator"
 )
 
 // Reasons of a pool's Valid condition.
@@ -41,7 +42,7 @@ type pool struct {
 	name       string
 	generation int64
 	spec       *v1alpha1.LoadBalancerIPPoolSpec
-	ranges     []*Range
+	ranges     []*allocator.IPRange
 	// indexes holds the spec.addresses index of each range.
 	indexes    []int
 	autoAssign bool
@@ -69,7 +70,7 @@ func newPool(obj *v1alpha1.LoadBalancerIPPool) *pool {
 	}
 	path := field.NewPath("spec", "addresses")
 	for i, text := range obj.Spec.Addresses {
-		r, err := ParseRange(text)
+		r, err := allocator.ParseIPRange(text)
 		if err != nil {
 			p.invalid(ReasonInvalidRange, field.Invalid(path.Index(i), text, err.Error()).Error())
 			continue
@@ -80,7 +81,7 @@ func newPool(obj *v1alpha1.LoadBalancerIPPool) *pool {
 		}
 		if r.Truncated() {
 			p.invalid(ReasonRangeTooLarge, field.Invalid(path.Index(i), text,
-				fmt.Sprintf("holds %s addresses; only the first %d (2^%d) are used, up to %s", r.Total(), MaxRangeSize, maxRangeBits, r.last)).Error())
+				fmt.Sprintf("holds %s addresses; only the first %d (2^%d) are used, up to %s", r.Total(), allocator.MaxIPRangeSize, allocator.MaxIPRangeBits, r.Last())).Error())
 		}
 		p.ranges = append(p.ranges, r)
 		p.indexes = append(p.indexes, i)
@@ -116,7 +117,7 @@ func (p *pool) invalid(reason, msg string) {
 
 // overlapping returns the index of the pool's first range that overlaps r, or -1.
 // The index is that of spec.addresses, which includes the entries left out.
-func (p *pool) overlapping(r *Range) int {
+func (p *pool) overlapping(r *allocator.IPRange) int {
 	for i, o := range p.ranges {
 		if o.Overlaps(r) {
 			return p.indexes[i]
@@ -137,7 +138,7 @@ func (p *pool) allows(svc *v1alpha1.Service) string {
 }
 
 // rangeOf returns the range that holds ip, or nil.
-func (p *pool) rangeOf(ip netip.Addr) *Range {
+func (p *pool) rangeOf(ip netip.Addr) *allocator.IPRange {
 	for _, r := range p.ranges {
 		if r.Contains(ip) {
 			return r
@@ -149,7 +150,7 @@ func (p *pool) rangeOf(ip netip.Addr) *Range {
 // has reports whether the pool has ranges of the family.
 func (p *pool) has(is6 bool) bool {
 	for _, r := range p.ranges {
-		if r.Is6() == is6 {
+		if r.IsIPv6() == is6 {
 			return true
 		}
 	}

@@ -253,15 +253,15 @@ func (p *Provider) usablePoolsLocked(svc *v1alpha1.Service, poolName string) ([]
 func (p *Provider) allocateNextLocked(candidates []*pool, is6 bool) (netip.Addr, bool) {
 	for _, pl := range candidates {
 		for _, r := range pl.ranges {
-			if r.Is6() != is6 {
+			if r.IsIPv6() != is6 {
 				continue
 			}
 			// Every held address is marked in every range that contains it, so a
 			// free offset here is an address nobody holds. It is taken in this
 			// range by AllocateNext and then in every other range that shares it.
-			ip, ok := r.AllocateNext()
-			if !ok {
-				continue
+			ip, err := r.AllocateNext()
+			if err != nil {
+				continue // full
 			}
 			p.markLocked(ip)
 			return ip, true
@@ -369,7 +369,8 @@ func (p *Provider) SetPool(obj *v1alpha1.LoadBalancerIPPool) {
 	np := newPool(obj)
 	for ip := range p.owners {
 		if r := np.rangeOf(ip); r != nil {
-			r.Allocate(ip)
+			// r contains ip and the pool is new: this cannot fail.
+			_ = r.Allocate(ip)
 		}
 	}
 	p.pools[obj.Name] = np
@@ -462,7 +463,8 @@ func (p *Provider) Holds(key types.NamespacedName) []netip.Addr {
 func (p *Provider) markLocked(ip netip.Addr) {
 	for _, pl := range p.pools {
 		if r := pl.rangeOf(ip); r != nil {
-			r.Allocate(ip)
+			// Marked already when ip was taken through this range: nothing to do.
+			_ = r.Allocate(ip)
 		}
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/controllers/allocator"
 	"github.com/svcplane/svcplane/controllers/loadbalancer"
 )
 
@@ -449,7 +450,7 @@ func TestPoolValidity(t *testing.T) {
 	if !slices.Equal(st.Problems, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(st.Problems, "\n"), strings.Join(want, "\n"))
 	}
-	if st.Used+st.Free != 4+MaxRangeSize {
+	if st.Used+st.Free != 4+allocator.MaxIPRangeSize {
 		t.Errorf("usable addresses %d: the ignored entries must not count", st.Used+st.Free)
 	}
 	if big, _ := h.Status("big"); big.ValidReason != ReasonRangeTooLarge {

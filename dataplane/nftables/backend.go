@@ -347,12 +347,16 @@ func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, 
 			rec.claims[m.Name] = map[string]claim{}
 		}
 	}
-	tx.Add(&knftables.Table{Comment: knftables.PtrTo(tableComment)})
-	for _, m := range fixedMaps {
-		tx.Add(m)
-	}
-	for _, s := range fixedSets {
-		tx.Add(s)
+	if full {
+		// A partial sync leaves them out: the table check found the table
+		// in place, and declaring them makes nft read the maps' elements.
+		tx.Add(&knftables.Table{Comment: knftables.PtrTo(tableComment)})
+		for _, m := range fixedMaps {
+			tx.Add(m)
+		}
+		for _, s := range fixedSets {
+			tx.Add(s)
+		}
 	}
 
 	// Which service ports changed, and which went away.

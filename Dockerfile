@@ -24,13 +24,14 @@ RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -a -o ma
 FROM builder AS build-agent
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -a -o agent ./cmd/agent
 
-# The agent programs the node with iptables-restore, so its image needs a distribution's
-# iptables (Debian's defaults to the nf_tables backend, as current nodes do); it clears
+# The agent programs the node with iptables-restore (--mode=iptables) or nft
+# (--mode=nftables), so its image needs a distribution's iptables (Debian's defaults to
+# the nf_tables backend, as current nodes do) and nftables; it clears
 # stale UDP flows over netlink and needs no conntrack CLI. It runs as
 # root with NET_ADMIN and NET_RAW (config/agent).
 FROM debian:trixie-slim AS agent
 RUN apt-get update \
-	&& apt-get install -y --no-install-recommends iptables \
+	&& apt-get install -y --no-install-recommends iptables nftables \
 	&& rm -rf /var/lib/apt/lists/*
 COPY --from=build-agent /workspace/agent /agent
 ENTRYPOINT ["/agent"]

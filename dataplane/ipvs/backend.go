@@ -29,6 +29,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
+	"sigs.k8s.io/knftables"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -71,6 +72,11 @@ type Options struct {
 	NodePortMin, NodePortMax uint16
 	// Now is the clock of graceful termination; time.Now when nil.
 	Now func() time.Time
+	// NFT are the filter tables (FilterTable) of each family, for what IPVS
+	// cannot do: masquerade, loadBalancerSourceRanges, DROP. A family without one
+	// gets no filter stage (tests of the IPVS objects alone); NewForNode always
+	// sets them.
+	NFT map[model.Family]knftables.Interface
 }
 
 // SyncStats describes the last Sync, for logs, tests and benchmarks.
@@ -108,6 +114,8 @@ type Backend struct {
 	bound    map[netip.Addr]bool
 	needFull bool
 	last     SyncStats
+	// filters are the filter tables, by family.
+	filters map[model.Family]*filterTable
 }
 
 // appliedServer is one virtual server as the kernel holds it.
@@ -160,7 +168,14 @@ func New(opts Options) (*Backend, error) {
 	if len(families) == 0 {
 		families = slices.Clone(model.Families)
 	}
-	return &Backend{kernel: opts.Interface, families: families, opts: opts, needFull: true}, nil
+	b := &Backend{kernel: opts.Interface, families: families, opts: opts, needFull: true, filters: map[model.Family]*filterTable{}}
+	for f, nft := range opts.NFT {
+		if !slices.Contains(families, f) {
+			return nil, fmt.Errorf("ipvs backend: a filter table for %v, which is not programmed", f)
+		}
+		b.filters[f] = &filterTable{family: f, nft: nft}
+	}
+	return b, nil
 }
 
 // RequestFullSync implements dataplane.FullSyncer: the next Sync reads the kernel
@@ -205,7 +220,7 @@ func (b *Backend) sync(ctx context.Context, desired *model.State, stats *SyncSta
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	want, err := b.desired(desired)
+	want, filters, err := b.desired(desired)
 	if err != nil {
 		return err
 	}
@@ -223,7 +238,19 @@ func (b *Backend) sync(ctx context.Context, desired *model.State, stats *SyncSta
 	}
 
 	var errs []error
-	// Addresses first: a virtual server on an address that is not local yet
+	// The filter stage first, so that a new virtual server is never reachable
+	// before its source ranges and drop rules are in place.
+	for _, f := range b.families {
+		ft := b.filters[f]
+		if ft == nil {
+			continue
+		}
+		if _, err := ft.sync(ctx, filters[f], full); err != nil {
+			// IPVS alone would let through what the filter must stop.
+			return err
+		}
+	}
+	// Addresses next: a virtual server on an address that is not local yet
 	// would see no packets.
 	wantBound := map[netip.Addr]bool{}
 	for _, d := range want {
@@ -430,8 +457,9 @@ func (b *Backend) ours(vs *VirtualServer, bound map[netip.Addr]bool, local []net
 }
 
 // desired returns every virtual server desired wants, with its real servers.
-func (b *Backend) desired(desired *model.State) (map[VirtualKey]*desiredServer, error) {
+func (b *Backend) desired(desired *model.State) (map[VirtualKey]*desiredServer, map[model.Family]*filterWant, error) {
 	want := map[VirtualKey]*desiredServer{}
+	filters := map[model.Family]*filterWant{}
 	var errs []error
 	add := func(d *desiredServer) {
 		k := d.vs.Key()
@@ -450,12 +478,15 @@ func (b *Backend) desired(desired *model.State) (map[VirtualKey]*desiredServer, 
 		if !v.NodePortsOnAllAddresses {
 			nodeAddrs = v.NodePortAddresses
 		}
+		fw := newFilterWant(v)
+		filters[f] = fw
 		for _, p := range v.ServicePorts {
 			if _, err := protoNumber(p.Name.Protocol); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", p.Name, err))
 				continue
 			}
 			pol := model.Decide(v, p)
+			fw.addPort(p, pol, nodeAddrs)
 			base := VirtualServer{Protocol: p.Name.Protocol, Scheduler: b.opts.Scheduler}
 			if pol.Affinity.ClientIP {
 				base.Persistent, base.Timeout = true, uint32(max(pol.Affinity.TimeoutSeconds, 1))
@@ -490,7 +521,7 @@ func (b *Backend) desired(desired *model.State) (map[VirtualKey]*desiredServer, 
 			}
 		}
 	}
-	return want, errors.Join(errs...)
+	return want, filters, errors.Join(errs...)
 }
 
 // syncServer makes the kernel's virtual server d.vs.Key() match d, trusting the
@@ -718,6 +749,11 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	}
 	if err := b.kernel.DeleteDummy(DummyInterface); err != nil {
 		errs = append(errs, fmt.Errorf("delete %s: %w", DummyInterface, err))
+	}
+	for _, f := range slices.Sorted(maps.Keys(b.filters)) {
+		if err := b.filters[f].cleanup(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	log.Info("IPVS cleanup", "virtualServers", deleted, "interface", DummyInterface)
 	return errors.Join(errs...)

@@ -115,6 +115,14 @@ func loadBalancer(ips ...string) func(*model.ServicePort) {
 	}
 }
 
+func sourceRanges(cidrs ...string) func(*model.ServicePort) {
+	return func(p *model.ServicePort) {
+		for _, c := range cidrs {
+			p.LoadBalancerSourceRanges = append(p.LoadBalancerSourceRanges, netip.MustParsePrefix(c))
+		}
+	}
+}
+
 func externalLocal(p *model.ServicePort) { p.ExternalTrafficPolicy = model.PolicyLocal }
 
 func internalLocal(p *model.ServicePort) { p.InternalTrafficPolicy = model.PolicyLocal }
@@ -129,7 +137,7 @@ func affinity(seconds int32) func(*model.ServicePort) {
 func fixture() *model.State {
 	return state(
 		svcPort("web", "10.96.0.10", eps("10.244.1.5/local", "10.244.2.6", "10.244.2.7", "10.244.2.8/notready/notserving"),
-			nodePort(30080), loadBalancer("192.0.2.10"), externalIPs("198.51.100.20")),
+			nodePort(30080), loadBalancer("192.0.2.10"), sourceRanges("203.0.113.0/24", "192.168.0.0/24"), externalIPs("198.51.100.20")),
 		svcPort("draining", "10.96.0.11", eps("10.244.2.9/notready/terminating", "10.244.2.10/notready/notserving/terminating")),
 		svcPort("local-none", "10.96.0.12", eps("10.244.2.11"), nodePort(30082), loadBalancer("192.0.2.12"), externalLocal),
 		svcPort("local-some", "10.96.0.13", eps("10.244.1.13/local", "10.244.2.13"), nodePort(30083), externalLocal),
@@ -140,4 +148,12 @@ func fixture() *model.State {
 		svcPort("sticky", "10.96.0.19", eps("10.244.1.19/local", "10.244.2.19"), affinity(10800)),
 		svcPort("web", "fd00:10:96::10", eps("fd00:10:244:1::5/local", "fd00:10:244:2::6"), nodePort(30080)),
 	)
+}
+
+// netipPrefix parses s, or returns the zero Prefix for "".
+func netipPrefix(s string) netip.Prefix {
+	if s == "" {
+		return netip.Prefix{}
+	}
+	return netip.MustParsePrefix(s)
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
+	"sigs.k8s.io/knftables"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -58,8 +59,16 @@ func NewForNode(ctx context.Context, opts NodeOptions) (*Backend, error) {
 	} else {
 		logr.FromContextOrDiscard(ctx).Info("IPv6 is not programmed: it is disabled in this kernel")
 	}
+	nfts := map[model.Family]knftables.Interface{}
+	for _, f := range families {
+		nft, err := knftables.New(nftFamily(f), FilterTable)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errNoFilter, err)
+		}
+		nfts[f] = nft
+	}
 	return New(Options{
-		Interface: kernel, Families: families,
+		Interface: kernel, Families: families, NFT: nfts,
 		Scheduler: opts.Scheduler, StrictARP: opts.StrictARP,
 		TCPTimeout: opts.TCPTimeout, TCPFinTimeout: opts.TCPFinTimeout, UDPTimeout: opts.UDPTimeout,
 	})
@@ -77,19 +86,40 @@ func schedulerOrDefault(s string) string {
 // load it (opening the IPVS netlink family would): there are no virtual servers
 // then, only the interface to remove if an agent left it.
 func CleanupNode(ctx context.Context) error {
+	log := logr.FromContextOrDiscard(ctx)
 	kernel := &Netlink{}
 	defer kernel.Close()
-	if _, err := os.Stat(procIPVS); err != nil {
-		logr.FromContextOrDiscard(ctx).V(1).Info("IPVS is not loaded: no virtual servers to clean")
-		err := kernel.DeleteDummy(DummyInterface)
-		if errors.Is(err, unix.EOPNOTSUPP) {
-			return nil
+	var errs []error
+	// The filter tables first: they exist only where nft does.
+	for _, f := range model.Families {
+		nft, err := knftables.New(nftFamily(f), FilterTable)
+		if err != nil {
+			log.V(1).Info("no nftables table to clean: nft does not work", "family", f, "error", err.Error())
+			continue
 		}
-		return err
+		ft := &filterTable{family: f, nft: nft}
+		if err := ft.cleanup(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := os.Stat(procIPVS); err != nil {
+		log.V(1).Info("IPVS is not loaded: no virtual servers to clean")
+		if err := kernel.DeleteDummy(DummyInterface); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
 	}
 	b, err := New(Options{Interface: kernel})
-	if err != nil {
-		return err
+	if err == nil {
+		err = b.Cleanup(ctx)
 	}
-	return b.Cleanup(ctx)
+	return errors.Join(append(errs, err)...)
+}
+
+// nftFamily returns the nftables family of f.
+func nftFamily(f model.Family) knftables.Family {
+	if f == model.IPv6 {
+		return knftables.IPv6Family
+	}
+	return knftables.IPv4Family
 }

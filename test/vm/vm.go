@@ -54,6 +54,10 @@ type Options struct {
 	// OnDemand are modules put in the initramfs but not loaded: the kernel loads
 	// them when first used (IPVS schedulers), as on a real node.
 	OnDemand []string
+	// Binaries are host programs the guest needs (e.g. /usr/sbin/nft), copied to
+	// the same paths with the shared libraries they load, read from their ELF
+	// headers, and the dynamic loader.
+	Binaries []string
 	// Run is the -test.run pattern of the guest; empty runs every test.
 	Run string
 	// Bench is the -test.bench pattern of the guest; empty runs no benchmark.
@@ -132,7 +136,7 @@ func RunTests(t *testing.T, opts Options) {
 	if err := writeInitramfs(initrd, initramfs{
 		busybox: busybox, testBinary: bin, modRoot: modRoot,
 		modules: opts.Modules, onDemand: opts.OnDemand, run: opts.Run, verbose: testing.Verbose(),
-		bench: opts.Bench, benchTime: opts.BenchTime,
+		bench: opts.Bench, benchTime: opts.BenchTime, binaries: opts.Binaries,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +344,7 @@ func staticTestBinary(t *testing.T, dir string) (string, error) {
 // initramfs is what writeInitramfs puts in the guest's root file system.
 type initramfs struct {
 	busybox, testBinary, modRoot string
-	modules, onDemand            []string
+	modules, onDemand, binaries  []string
 	run, bench, benchTime        string
 	verbose                      bool
 }
@@ -415,6 +419,14 @@ poweroff -f
 		w.copyFile("lib/modules/"+version+"/"+idx.paths[m], filepath.Join(fs.modRoot, idx.paths[m]))
 	}
 	w.file("lib/modules/"+version+"/modules.dep", 0o644, idx.modulesDep(deps))
+	files, err := withLibraries(fs.binaries)
+	if err != nil {
+		f.Close()
+		return err
+	}
+	for _, p := range files {
+		w.copyFile(strings.TrimPrefix(p, "/"), p)
+	}
 	if err := w.close(); err != nil {
 		f.Close()
 		return err
@@ -425,4 +437,61 @@ poweroff -f
 // shellQuote quotes s for the init script's shell.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// libraryDirs are where Debian's dynamic loader finds shared libraries.
+var libraryDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+
+// withLibraries returns bins, every shared library they need (DT_NEEDED,
+// transitively, found in libraryDirs) and their program interpreter, sorted and
+// unique: what the guest needs to run them.
+func withLibraries(bins []string) ([]string, error) {
+	seen := map[string]bool{}
+	var visit func(p string) error
+	visit = func(p string) error {
+		if seen[p] {
+			return nil
+		}
+		seen[p] = true
+		f, err := elf.Open(p)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		defer f.Close()
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				b := make([]byte, prog.Filesz)
+				if _, err := prog.ReadAt(b, 0); err != nil {
+					return err
+				}
+				seen[strings.TrimRight(string(b), "\x00")] = true
+			}
+		}
+		libs, err := f.ImportedLibraries()
+		if err != nil {
+			return err
+		}
+		for _, lib := range libs {
+			found := ""
+			for _, dir := range libraryDirs {
+				if _, err := os.Stat(filepath.Join(dir, lib)); err == nil {
+					found = filepath.Join(dir, lib)
+					break
+				}
+			}
+			if found == "" {
+				return fmt.Errorf("%s needs %s, which is in none of %v", p, lib, libraryDirs)
+			}
+			if err := visit(found); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, b := range bins {
+		if err := visit(b); err != nil {
+			return nil, err
+		}
+	}
+	return sortedKeys(seen), nil
 }

@@ -1,0 +1,261 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package ipvs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/knftables"
+
+	"github.com/svcplane/svcplane/dataplane/model"
+)
+
+// The filter stage: what IPVS cannot do by itself (masquerade, source ranges,
+// DROP for externalTrafficPolicy Local without a local endpoint, hairpin), done
+// with one nftables table per family, as kube-proxy's IPVS mode does with ipsets
+// and iptables. Per-service data lives in sets, so a partial sync only adds and
+// deletes elements; the chains and rules are fixed by the view's masquerade
+// settings.
+const (
+	// FilterTable is the IPVS mode's nftables table, in the ip and ip6 families.
+	// The nftables mode's table is "svcplane"; the two never share objects.
+	FilterTable = "svcplane-ipvs"
+
+	// MasqueradeMark is the packet mark bit asking for masquerade in
+	// postrouting; bit 14, as kube-proxy's and the iptables mode's.
+	MasqueradeMark = 0x4000
+)
+
+// Set names of the filter table: the "svcplane-" prefix is the table's.
+const (
+	setClusterIPs    = "cluster-ips"    // addr . proto . port of cluster IP virtual servers
+	setExternalMasq  = "external-masq"  // external virtual servers whose traffic is masqueraded
+	setHairpin       = "hairpin"        // endpoint . endpoint: a pod reaching itself
+	setFirewall      = "firewall"       // load-balancer virtual servers with source ranges
+	setFirewallAllow = "firewall-allow" // their allowed sources (interval)
+	setDrop          = "no-local-endpoints" // external virtual servers with nowhere to go
+)
+
+// filterSets are the sets' names in the order they are written.
+var filterSets = []string{setClusterIPs, setExternalMasq, setHairpin, setFirewall, setFirewallAllow, setDrop}
+
+// filterWant is the desired content of one family's filter table.
+type filterWant struct {
+	// rules identifies the fixed rules (masquerade settings); a change rewrites
+	// the table.
+	rules string
+	// elems are the elements of each set, by their key joined with " . ".
+	elems map[string]map[string][]string
+}
+
+func newFilterWant(v *model.View) *filterWant {
+	fw := &filterWant{elems: map[string]map[string][]string{}}
+	for _, s := range filterSets {
+		fw.elems[s] = map[string][]string{}
+	}
+	switch {
+	case v.MasqueradeAll:
+		fw.rules = "masquerade-all"
+	case v.ClusterCIDR.IsValid():
+		fw.rules = "cluster-cidr " + v.ClusterCIDR.String()
+	}
+	return fw
+}
+
+func (fw *filterWant) add(set string, key ...string) {
+	fw.elems[set][strings.Join(key, " . ")] = key
+}
+
+func protoKey(p model.Protocol) string { return strings.ToLower(string(p)) }
+
+// addPort records what service port p's virtual servers need from the filter
+// stage.
+func (fw *filterWant) addPort(p *model.ServicePort, pol model.PortPolicy, nodeAddrs []netip.Addr) {
+	proto := protoKey(p.Name.Protocol)
+	port := strconv.Itoa(int(p.Port))
+	if p.ClusterIP.IsValid() {
+		fw.add(setClusterIPs, p.ClusterIP.String(), proto, port)
+	}
+	external := func(addr netip.Addr, port string) {
+		switch {
+		case pol.External.Verdict == model.Drop:
+			fw.add(setDrop, addr.String(), proto, port)
+		case pol.External.Verdict == model.Forward && pol.MasqueradeExternal:
+			fw.add(setExternalMasq, addr.String(), proto, port)
+		}
+	}
+	for _, a := range p.ExternalIPs {
+		external(a, port)
+	}
+	for _, a := range p.LoadBalancerIPs {
+		external(a, port)
+		if pol.Firewall {
+			fw.add(setFirewall, a.String(), proto, port)
+			for _, src := range pol.SourceRanges {
+				fw.add(setFirewallAllow, a.String(), proto, port, src.String())
+			}
+			if pol.AllowLoadBalancerSources {
+				for _, lb := range p.LoadBalancerIPs {
+					fw.add(setFirewallAllow, a.String(), proto, port, netip.PrefixFrom(lb, lb.BitLen()).String())
+				}
+			}
+		}
+	}
+	if p.NodePort != 0 {
+		for _, a := range nodeAddrs {
+			external(a, strconv.Itoa(int(p.NodePort)))
+		}
+	}
+	for _, ep := range pol.Sets.Reachable {
+		fw.add(setHairpin, ep.Addr.String(), ep.Addr.String())
+	}
+}
+
+// filterTable is one family's filter table and the record of what it holds.
+type filterTable struct {
+	family model.Family
+	nft    knftables.Interface
+	// applied is what the last transaction left; nil when unknown.
+	applied *filterWant
+}
+
+func (ft *filterTable) addrType() string {
+	if ft.family == model.IPv6 {
+		return "ipv6_addr"
+	}
+	return "ipv4_addr"
+}
+
+func (ft *filterTable) ip() string {
+	if ft.family == model.IPv6 {
+		return "ip6"
+	}
+	return "ip"
+}
+
+// sync writes fw: the whole table when full or the rules changed (one
+// transaction that flushes and refills it), else only the elements that
+// differ. It returns whether it wrote anything. On error the record is dropped,
+// so the next sync rewrites the table.
+func (ft *filterTable) sync(ctx context.Context, fw *filterWant, full bool) (bool, error) {
+	tx := ft.nft.NewTransaction()
+	if full || ft.applied == nil || ft.applied.rules != fw.rules {
+		ft.writeAll(tx, fw)
+	} else {
+		for _, s := range filterSets {
+			old, cur := ft.applied.elems[s], fw.elems[s]
+			for _, k := range slices.Sorted(maps.Keys(old)) {
+				if _, ok := cur[k]; !ok {
+					tx.Delete(&knftables.Element{Set: s, Key: old[k]})
+				}
+			}
+			for _, k := range slices.Sorted(maps.Keys(cur)) {
+				if _, ok := old[k]; !ok {
+					tx.Add(&knftables.Element{Set: s, Key: cur[k]})
+				}
+			}
+		}
+	}
+	if tx.NumOperations() == 0 {
+		return false, nil
+	}
+	if err := ft.nft.Run(ctx, tx); err != nil {
+		ft.applied = nil
+		return true, fmt.Errorf("nftables table %s %s: %w", ft.ip(), FilterTable, err)
+	}
+	ft.applied = fw
+	return true, nil
+}
+
+// writeAll adds to tx the whole table: base chains, rules, sets and fw's
+// elements, after flushing whatever the table held.
+func (ft *filterTable) writeAll(tx *knftables.Transaction, fw *filterWant) {
+	ip, addr := ft.ip(), ft.addrType()
+	tx.Add(&knftables.Table{Comment: knftables.PtrTo("svcplane IPVS mode: masquerade, source ranges, drop")})
+	tx.Flush(&knftables.Table{})
+	svc := addr + " . inet_proto . inet_service"
+	sets := map[string]*knftables.Set{
+		setClusterIPs:    {Type: svc, Comment: knftables.PtrTo("cluster IP virtual servers")},
+		setExternalMasq:  {Type: svc, Comment: knftables.PtrTo("external virtual servers whose traffic is masqueraded")},
+		setHairpin:       {Type: addr + " . " + addr, Comment: knftables.PtrTo("endpoint reaching itself through a Service")},
+		setFirewall:      {Type: svc, Comment: knftables.PtrTo("load-balancer virtual servers with loadBalancerSourceRanges")},
+		setFirewallAllow: {Type: svc + " . " + addr, Flags: []knftables.SetFlag{knftables.IntervalFlag}, Comment: knftables.PtrTo("allowed sources")},
+		setDrop:          {Type: svc, Comment: knftables.PtrTo("externalTrafficPolicy Local without a local endpoint")},
+	}
+	for _, name := range filterSets {
+		s := sets[name]
+		s.Name = name
+		tx.Add(s)
+	}
+	chain := func(name string, t knftables.BaseChainType, h knftables.BaseChainHook, p knftables.BaseChainPriority) {
+		tx.Add(&knftables.Chain{Name: name, Type: &t, Hook: &h, Priority: &p})
+	}
+	// Marks are set before routing (dstnat), where IPVS has not looked yet; the
+	// input filter (priority filter, 0) runs before IPVS takes the packet at
+	// input priority 98; masquerade happens at srcnat.
+	chain("nat-prerouting", knftables.NATType, knftables.PreroutingHook, knftables.DNATPriority)
+	chain("nat-output", knftables.NATType, knftables.OutputHook, knftables.DNATPriority)
+	chain("nat-postrouting", knftables.NATType, knftables.PostroutingHook, knftables.SNATPriority)
+	chain("filter-input", knftables.FilterType, knftables.InputHook, knftables.FilterPriority)
+	tx.Add(&knftables.Chain{Name: "mark-masq"})
+
+	dst := ip + " daddr . meta l4proto . th dport"
+	mark := fmt.Sprintf("meta mark set meta mark | 0x%x", MasqueradeMark)
+	tx.Add(&knftables.Rule{Chain: "nat-prerouting", Rule: "jump mark-masq"})
+	tx.Add(&knftables.Rule{Chain: "nat-output", Rule: "jump mark-masq"})
+	switch {
+	case strings.HasPrefix(fw.rules, "masquerade-all"):
+		tx.Add(&knftables.Rule{Chain: "mark-masq", Rule: knftables.Concat(dst, "@"+setClusterIPs, mark)})
+	case strings.HasPrefix(fw.rules, "cluster-cidr "):
+		tx.Add(&knftables.Rule{Chain: "mark-masq", Rule: knftables.Concat(
+			ip, "saddr", "!=", strings.TrimPrefix(fw.rules, "cluster-cidr "), dst, "@"+setClusterIPs, mark)})
+	}
+	tx.Add(&knftables.Rule{Chain: "mark-masq", Rule: knftables.Concat(dst, "@"+setExternalMasq, mark)})
+	tx.Add(&knftables.Rule{Chain: "nat-postrouting", Rule: fmt.Sprintf("meta mark & 0x%x != 0 masquerade", MasqueradeMark)})
+	tx.Add(&knftables.Rule{Chain: "nat-postrouting", Rule: knftables.Concat(ip, "saddr .", ip, "daddr", "@"+setHairpin, "masquerade")})
+	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: knftables.Concat(
+		dst, "@"+setFirewall, dst, ".", ip, "saddr", "!=", "@"+setFirewallAllow, "drop")})
+	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: knftables.Concat(dst, "@"+setDrop, "drop")})
+	for _, s := range filterSets {
+		for _, k := range slices.Sorted(maps.Keys(fw.elems[s])) {
+			tx.Add(&knftables.Element{Set: s, Key: fw.elems[s][k]})
+		}
+	}
+}
+
+// cleanup deletes the table; a missing one is no error.
+func (ft *filterTable) cleanup(ctx context.Context) error {
+	ft.applied = nil
+	tx := ft.nft.NewTransaction()
+	// Adding first makes the delete succeed when the table does not exist.
+	tx.Add(&knftables.Table{})
+	tx.Delete(&knftables.Table{})
+	if err := ft.nft.Run(ctx, tx); err != nil && !knftables.IsNotFound(err) {
+		return fmt.Errorf("delete nftables table %s %s: %w", ft.ip(), FilterTable, err)
+	}
+	return nil
+}
+
+// errNoFilter explains a node without nft for the filter stage.
+var errNoFilter = errors.New("the IPVS mode needs nft (nftables) for masquerade, source ranges and drop rules")

@@ -49,11 +49,11 @@ const (
 
 // Set names of the filter table: the "svcplane-" prefix is the table's.
 const (
-	setClusterIPs    = "cluster-ips"    // addr . proto . port of cluster IP virtual servers
-	setExternalMasq  = "external-masq"  // external virtual servers whose traffic is masqueraded
-	setHairpin       = "hairpin"        // endpoint . endpoint: a pod reaching itself
-	setFirewall      = "firewall"       // load-balancer virtual servers with source ranges
-	setFirewallAllow = "firewall-allow" // their allowed sources (interval)
+	setClusterIPs    = "cluster-ips"        // addr . proto . port of cluster IP virtual servers
+	setExternalMasq  = "external-masq"      // external virtual servers whose traffic is masqueraded
+	setHairpin       = "hairpin"            // endpoint . endpoint: a pod reaching itself
+	setFirewall      = "firewall"           // load-balancer virtual servers with source ranges
+	setFirewallAllow = "firewall-allow"     // their allowed sources (interval)
 	setDrop          = "no-local-endpoints" // external virtual servers with nowhere to go
 )
 

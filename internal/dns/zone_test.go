@@ -389,3 +389,43 @@ func TestInvalidInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentLookups has lookups race a watch's updates; run it with -race.
+func TestConcurrentLookups(t *testing.T) {
+	z := specZone()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			ip := "10.96.1." + strconv.Itoa(i%250+1)
+			z.SetService(svc("shop", "churn", []string{ip}, svcPort("http", corev1.ProtocolTCP, 80)))
+			z.SetEndpointSlice(slice("shop", "db-v4", "db", discoveryv1.AddressTypeIPv4, []ep{{addrs: []string{"10.244.1." + strconv.Itoa(i%250+1)}, hostname: "db-0"}}))
+			if i%3 == 0 {
+				z.DeleteService("shop", "churn")
+			}
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		for _, q := range []struct {
+			name  string
+			qtype uint16
+		}{
+			{"churn.shop.svc.cluster.local.", mdns.TypeA},
+			{"_http._tcp.churn.shop.svc.cluster.local.", mdns.TypeSRV},
+			{"db-0.db.shop.svc.cluster.local.", mdns.TypeA},
+			{"1.1.96.10.in-addr.arpa.", mdns.TypePTR},
+			{"shop.svc.cluster.local.", mdns.TypeA},
+		} {
+			res := z.Lookup(q.name, q.qtype)
+			if !res.Ours && q.qtype != mdns.TypePTR {
+				t.Fatalf("%s not ours", q.name)
+			}
+			_ = z.Sizes()
+		}
+	}
+}

@@ -144,9 +144,9 @@ func (f *fakeProvider) GetLoadBalancer(_ context.Context, svc *v1alpha1.Service)
 	return fakeStatus(lb), true, nil
 }
 
-func (f *fakeProvider) EnsureLoadBalancer(_ context.Context, svc *v1alpha1.Service, nodes []*corev1.Node) (*corev1.LoadBalancerStatus, error) {
+func (f *fakeProvider) EnsureLoadBalancer(ctx context.Context, svc *v1alpha1.Service, nodes []*corev1.Node) (*corev1.LoadBalancerStatus, error) {
 	key := client.ObjectKeyFromObject(svc)
-	finalized := finalizedInAPI(key)
+	finalized := finalizedInAPI(ctx, key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fakeCall{op: "Ensure:" + key.String(), nodes: nodeNames(nodes), at: time.Now(), finalized: finalized})
@@ -172,9 +172,9 @@ func (f *fakeProvider) EnsureLoadBalancer(_ context.Context, svc *v1alpha1.Servi
 	return fakeStatus(lb), nil
 }
 
-func (f *fakeProvider) UpdateLoadBalancer(_ context.Context, svc *v1alpha1.Service, nodes []*corev1.Node) error {
+func (f *fakeProvider) UpdateLoadBalancer(ctx context.Context, svc *v1alpha1.Service, nodes []*corev1.Node) error {
 	key := client.ObjectKeyFromObject(svc)
-	finalized := finalizedInAPI(key)
+	finalized := finalizedInAPI(ctx, key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fakeCall{op: "Update:" + key.String(), nodes: nodeNames(nodes), at: time.Now(), finalized: finalized})
@@ -188,9 +188,9 @@ func (f *fakeProvider) UpdateLoadBalancer(_ context.Context, svc *v1alpha1.Servi
 	return nil
 }
 
-func (f *fakeProvider) EnsureLoadBalancerDeleted(_ context.Context, svc *v1alpha1.Service) error {
+func (f *fakeProvider) EnsureLoadBalancerDeleted(ctx context.Context, svc *v1alpha1.Service) error {
 	key := client.ObjectKeyFromObject(svc)
-	finalized := finalizedInAPI(key)
+	finalized := finalizedInAPI(ctx, key)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, fakeCall{op: "Delete:" + key.String(), at: time.Now(), finalized: finalized})
@@ -257,9 +257,9 @@ func fakeStatus(lb fakeBalancer) *corev1.LoadBalancerStatus {
 
 // finalizedInAPI reports whether the Service carries the cleanup finalizer in the API
 // server right now (not in a cache).
-func finalizedInAPI(key types.NamespacedName) bool {
+func finalizedInAPI(ctx context.Context, key types.NamespacedName) bool {
 	svc := &v1alpha1.Service{}
-	if err := k8sClient.Get(suiteCtx, key, svc); err != nil {
+	if err := k8sClient.Get(ctx, key, svc); err != nil {
 		return false
 	}
 	return controllerutil.ContainsFinalizer(svc, v1alpha1.FinalizerLoadBalancerCleanup)

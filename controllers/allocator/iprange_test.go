@@ -120,7 +120,7 @@ func TestIPRangeSlash29Exhaust(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("a /29 handed out %v, want %v", got, want)
 	}
-	if _, err := r.AllocateNext(); err != ErrFull {
+	if _, err := r.AllocateNext(); !errors.Is(err, ErrFull) {
 		t.Fatalf("AllocateNext on a full /29 = %v, want ErrFull", err)
 	}
 }
@@ -335,7 +335,7 @@ func TestPoolRangeBounds(t *testing.T) {
 		t.Error("the zero address is never in a range")
 	}
 	ip := netip.MustParseAddr("192.0.2.12")
-	if r.Allocate(ip) != nil || r.Allocate(ip) != ErrAllocatedIP {
+	if r.Allocate(ip) != nil || !errors.Is(r.Allocate(ip), ErrAllocatedIP) {
 		t.Error("Allocate takes a free address once")
 	}
 	if err := r.Allocate(netip.MustParseAddr("192.0.2.21")); err == nil || err.Error() != "the provided IP (192.0.2.21) is not in the valid range. The range of valid IPs is 192.0.2.10-192.0.2.20" {

@@ -140,7 +140,7 @@ func TestSinglePortRange(t *testing.T) {
 	if err != nil || p != 8080 {
 		t.Fatalf("AllocateNext = %d, %v", p, err)
 	}
-	if _, err := r.AllocateNext(); err != ErrFull {
+	if _, err := r.AllocateNext(); !errors.Is(err, ErrFull) {
 		t.Fatalf("second AllocateNext = %v, want ErrFull", err)
 	}
 }

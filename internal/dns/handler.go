@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -45,6 +46,10 @@ type Handler struct {
 	upstream Upstream
 	metrics  *Metrics
 	log      logr.Logger
+	// turn rotates answers of several records, so that clients that take the
+	// first address spread over a headless Service's endpoints (what CoreDNS's
+	// loadbalance plugin, in kubeadm's default Corefile, does).
+	turn atomic.Uint32
 }
 
 // Upstream resolves names that are not the zone's.
@@ -148,6 +153,10 @@ func (h *Handler) Answer(ctx context.Context, req *mdns.Msg, network string) (re
 	resp.RecursionAvailable = h.upstream != nil
 	resp.Rcode = res.Rcode
 	resp.Answer, resp.Ns, resp.Extra = res.Answer, res.Ns, res.Extra
+	if n := len(res.Answer); n > 1 && res.Chase == "" {
+		k := int(h.turn.Add(1) % uint32(n))
+		resp.Answer = append(res.Answer[k:len(res.Answer):len(res.Answer)], res.Answer[:k]...)
+	}
 	if res.Chase != "" {
 		forwarded = h.chase(ctx, resp, res.Chase, q.Qtype, network)
 	}

@@ -387,3 +387,20 @@ func TestUpstreamFailures(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestRotation checks that a headless Service's addresses come in turns, so that
+// clients taking the first one spread over the endpoints.
+func TestRotation(t *testing.T) {
+	h := NewHandler(specZone(), nil, nil, logr.Discard())
+	firsts := map[string]bool{}
+	for range 6 {
+		resp, _ := h.Answer(context.Background(), question("headless.default.svc.cluster.local.", mdns.TypeA), "udp")
+		if len(resp.Answer) != 3 {
+			t.Fatalf("%v", resp)
+		}
+		firsts[resp.Answer[0].(*mdns.A).A.String()] = true
+	}
+	if len(firsts) != 3 {
+		t.Fatalf("first addresses over 6 answers: %v, want all 3", firsts)
+	}
+}

@@ -74,27 +74,27 @@ func main() {
 	flag.IntVar(&endpoints, "endpoints", 3, "Ready endpoints in each Service's EndpointSlice.")
 	flag.IntVar(&clients, "clients", 8, "Concurrent clients, each with one query in flight over its own UDP socket.")
 	flag.DurationVar(&duration, "duration", 10*time.Second, "How long each kind of query is sent.")
-	cpuProfile := flag.String("cpuprofile", "", "Write a CPU profile of the query phase to this file.")
+	cpuProfile := flag.String("cpuprofile", "", "Write a CPU profile of the server process to this file.")
 	flag.Parse()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "dns-bench:", err)
-			os.Exit(1)
-		}
-		defer f.Close()
-		_ = pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
-	}
 	if os.Getenv(envServe) != "" {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "dns-bench:", err)
+				os.Exit(1)
+			}
+			defer f.Close()
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
 		if err := serve(services, endpoints); err != nil {
+			pprof.StopCPUProfile()
 			fmt.Fprintln(os.Stderr, "dns-bench server:", err)
 			os.Exit(1)
 		}
 		return
 	}
 	if err := run(services, endpoints, clients, duration); err != nil {
-		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "dns-bench:", err)
 		os.Exit(1)
 	}

@@ -20,12 +20,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/knftables"
 
 	ipvsmode "github.com/svcplane/svcplane/dataplane/ipvs"
 	"github.com/svcplane/svcplane/dataplane/model"
@@ -36,6 +39,12 @@ import (
 // -test.bench pattern, e.g. VM_BENCH=. in `make bench-ipvs`) it runs only the
 // benchmarks there instead.
 func TestVM(t *testing.T) {
+	if _, err := os.Stat(nftPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("nft is not installed (apt-get install nftables): %v", err)
+		}
+		t.Skipf("nft is not installed (apt-get install nftables): %v", err)
+	}
 	run := ""
 	if os.Getenv("VM_BENCH") != "" {
 		run = "^$"
@@ -46,10 +55,17 @@ func TestVM(t *testing.T) {
 		MemoryMiB: 2048,
 		// crc32c_generic first: ip_vs needs libcrc32c, which needs the crc32c
 		// algorithm registered before it loads.
-		Modules:  []string{"crc32c_generic", "ip_vs", "ip_vs_rr", "dummy", "veth"},
+		Modules: []string{"crc32c_generic", "ip_vs", "ip_vs_rr", "dummy", "veth",
+			// The filter stage's nftables table: base chains of type nat, masquerade.
+			"nf_tables", "nf_nat", "nft_chain_nat", "nft_masq"},
+		// knftables runs nft, which the busybox guest lacks.
+		Binaries: []string{nftPath},
 		OnDemand: []string{"ip_vs_lc", "ip_vs_wrr", "ip_vs_sh", "ip_vs_mh"},
 	})
 }
+
+// nftPath is Debian's nft, which the IPVS mode's filter stage runs (knftables).
+const nftPath = "/usr/sbin/nft"
 
 var (
 	w       *world
@@ -74,8 +90,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "add the foreign virtual server:", err)
 		os.Exit(1)
 	}
+	nft, err := knftables.New(knftables.IPv4Family, ipvsmode.FilterTable)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nft in the guest:", err)
+		os.Exit(1)
+	}
 	backend, err = ipvsmode.New(ipvsmode.Options{
 		Interface: kernel, Families: []model.Family{model.IPv4},
+		NFT:             map[model.Family]knftables.Interface{model.IPv4: nft},
 		GracefulTimeout: time.Minute, TCPFinTimeout: 30 * time.Second,
 	})
 	if err != nil {
@@ -88,7 +110,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "--- FAIL: cleanup:", err)
 		code = 1
 	} else {
-		fmt.Println("--- PASS: cleanup removed svcplane0 and every virtual server of svcplane's, and kept the foreign one")
+		fmt.Println("--- PASS: cleanup removed svcplane0, the svcplane-ipvs table and every virtual server of svcplane's, and kept the foreign one")
 	}
 	w.close()
 	os.Exit(code)
@@ -113,6 +135,13 @@ func checkCleanup() error {
 	}
 	if _, err := kernel.Addresses(ipvsmode.DummyInterface); !errors.Is(err, syscall.ENODEV) {
 		return fmt.Errorf("%s after cleanup: %v, want it gone", ipvsmode.DummyInterface, err)
+	}
+	nft, err := knftables.New(knftables.IPv4Family, ipvsmode.FilterTable)
+	if err != nil {
+		return err
+	}
+	if _, err := nft.List(context.Background(), "chains"); !knftables.IsNotFound(err) {
+		return fmt.Errorf("table ip %s after cleanup: %v, want it gone", ipvsmode.FilterTable, err)
 	}
 	return kernel.DeleteVirtualServer(foreign)
 }
@@ -371,4 +400,88 @@ func TestNetlinkRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+func TestMasquerade(t *testing.T) {
+	vm.RequireGuest(t)
+	cluster := service("web", "10.96.0.20", allPods())
+	local := service("local", "10.96.0.21", allPods(), func(p *model.ServicePort) {
+		p.ExternalTrafficPolicy = model.PolicyLocal
+		for i := range p.Endpoints {
+			p.Endpoints[i].Local = true
+		}
+	})
+	apply(t, cluster, local)
+	for _, tc := range []struct {
+		name string
+		addr netip.AddrPort
+		masq bool
+	}{
+		// The client is outside --cluster-cidr: masqueraded to the cluster IP...
+		{"cluster IP from outside the cluster CIDR", netip.AddrPortFrom(cluster.ClusterIP, 80), true},
+		// ...and to a node port under eTP Cluster...
+		{"node port, eTP Cluster", netip.AddrPortFrom(nodeAddr, cluster.NodePort), true},
+		// ...but eTP Local keeps the client's address.
+		{"node port, eTP Local", netip.AddrPortFrom(nodeAddr, local.NodePort), false},
+	} {
+		c, err := w.dial(tc.addr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		c.reset()
+		if got := c.Source != clientAddr; got != tc.masq {
+			t.Errorf("%s: %s saw the client as %s; masqueraded = %v, want %v", tc.name, c.Pod, c.Source, got, tc.masq)
+		}
+	}
+}
+
+func TestLoadBalancerSourceRanges(t *testing.T) {
+	vm.RequireGuest(t)
+	lb := netip.MustParseAddr("192.0.2.30")
+	withRanges := func(ranges ...string) *model.ServicePort {
+		return service("lb", "10.96.0.30", allPods(), func(p *model.ServicePort) {
+			p.LoadBalancerIPs = []netip.Addr{lb}
+			for _, r := range ranges {
+				p.LoadBalancerSourceRanges = append(p.LoadBalancerSourceRanges, netip.MustParsePrefix(r))
+			}
+		})
+	}
+	addr := netip.AddrPortFrom(lb, 80)
+	apply(t, withRanges("203.0.113.0/24"))
+	if c, err := w.dialTimeout(addr, time.Second); err == nil {
+		c.Close()
+		t.Fatalf("a client outside loadBalancerSourceRanges reached %s", c.Pod)
+	} else if !isTimeout(err) {
+		t.Errorf("outside the source ranges: %v, want a timeout (dropped)", err)
+	}
+	apply(t, withRanges("203.0.113.0/24", "192.168.100.0/24"))
+	c, err := w.dial(addr)
+	if err != nil {
+		t.Fatalf("a client inside loadBalancerSourceRanges: %v", err)
+	}
+	c.reset()
+}
+
+func TestLocalWithoutLocalEndpointsDrops(t *testing.T) {
+	vm.RequireGuest(t)
+	svc := service("local-none", "10.96.0.22", allPods(), func(p *model.ServicePort) {
+		p.ExternalTrafficPolicy = model.PolicyLocal // and no endpoint is local
+	})
+	apply(t, svc)
+	if c, err := w.dialTimeout(netip.AddrPortFrom(nodeAddr, svc.NodePort), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("reached %s through a node port with eTP Local and no local endpoint", c.Pod)
+	} else if !isTimeout(err) {
+		t.Errorf("%v, want a timeout (dropped, so that a load balancer tries another node)", err)
+	}
+	// The cluster IP still reaches every endpoint.
+	if _, err := w.hits(netip.AddrPortFrom(svc.ClusterIP, 80), 3); err != nil {
+		t.Errorf("cluster IP of an eTP Local Service: %v", err)
+	}
+}
+
+// isTimeout reports whether a dial failed by timing out: no answer at all.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -183,7 +183,9 @@ func (p *pod) serve() {
 		}
 		go func() {
 			defer c.Close()
-			fmt.Fprintln(c, p.name)
+			// The greeting says who answers and whom it sees, so that tests can
+			// tell a masqueraded connection.
+			fmt.Fprintln(c, p.name, c.RemoteAddr().(*net.TCPAddr).IP)
 			_, _ = io.Copy(c, c)
 		}()
 	}
@@ -194,14 +196,22 @@ type conn struct {
 	net.Conn
 	r   *bufio.Reader
 	Pod string
+	// Source is the client address the pod saw.
+	Source netip.Addr
 }
 
 // dial connects from the client namespace to addr and reads the greeting.
 func (w *world) dial(addr netip.AddrPort) (*conn, error) {
+	return w.dialTimeout(addr, 3*time.Second)
+}
+
+// dialTimeout is dial with a connect timeout: a dropped SYN is retried by the
+// kernel, so a short timeout tells "dropped" from "refused" quickly.
+func (w *world) dialTimeout(addr netip.AddrPort, timeout time.Duration) (*conn, error) {
 	var c net.Conn
 	err := inNS(w.client, func() error {
 		var err error
-		c, err = (&net.Dialer{Timeout: 3 * time.Second}).DialContext(context.Background(), "tcp4", addr.String())
+		c, err = (&net.Dialer{Timeout: timeout}).DialContext(context.Background(), "tcp4", addr.String())
 		return err
 	})
 	if err != nil {
@@ -214,7 +224,13 @@ func (w *world) dial(addr netip.AddrPort) (*conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("read the greeting of %s: %w", addr, err)
 	}
-	return &conn{Conn: c, r: r, Pod: strings.TrimSpace(name)}, nil
+	pod, src, _ := strings.Cut(strings.TrimSpace(name), " ")
+	source, err := netip.ParseAddr(src)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("greeting %q of %s: %w", name, addr, err)
+	}
+	return &conn{Conn: c, r: r, Pod: pod, Source: source.Unmap()}, nil
 }
 
 // echo sends s and reads it back.

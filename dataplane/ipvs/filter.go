@@ -55,10 +55,16 @@ const (
 	setFirewall      = "firewall"           // load-balancer virtual servers with source ranges
 	setFirewallAllow = "firewall-allow"     // their allowed sources (interval)
 	setDrop          = "no-local-endpoints" // external virtual servers with nowhere to go
+	// setShortCircuit lists the external addresses of eTP Local ports, and
+	// mapShortCircuit maps them to the port's cluster IP: traffic from pods and
+	// from the node itself is DNATed there, so that it takes the Cluster path
+	// (IPVS has one virtual server per address, which holds local endpoints only).
+	setShortCircuit = "short-circuit"
+	mapShortCircuit = "short-circuit-to"
 )
 
 // filterSets are the sets' names in the order they are written.
-var filterSets = []string{setClusterIPs, setExternalMasq, setHairpin, setFirewall, setFirewallAllow, setDrop}
+var filterSets = []string{setClusterIPs, setExternalMasq, setHairpin, setFirewall, setFirewallAllow, setDrop, setShortCircuit, mapShortCircuit}
 
 // filterWant is the desired content of one family's filter table.
 type filterWant struct {
@@ -87,6 +93,13 @@ func (fw *filterWant) add(set string, key ...string) {
 	fw.elems[set][strings.Join(key, " . ")] = key
 }
 
+// mapValue separates a map element's key from its value in filterWant.elems.
+const mapValue = " : "
+
+func (fw *filterWant) addMap(m string, key, value []string) {
+	fw.elems[m][strings.Join(key, " . ")+mapValue+strings.Join(value, " . ")] = append(append(slices.Clone(key), mapValue), value...)
+}
+
 func protoKey(p model.Protocol) string { return strings.ToLower(string(p)) }
 
 // addPort records what service port p's virtual servers need from the filter
@@ -98,6 +111,10 @@ func (fw *filterWant) addPort(p *model.ServicePort, pol model.PortPolicy, nodeAd
 		fw.add(setClusterIPs, p.ClusterIP.String(), proto, port)
 	}
 	external := func(addr netip.Addr, port string) {
+		if pol.ShortCircuit && pol.ExternalEntry && p.ClusterIP.IsValid() {
+			fw.add(setShortCircuit, addr.String(), proto, port)
+			fw.addMap(mapShortCircuit, []string{addr.String(), proto, port}, []string{p.ClusterIP.String(), strconv.Itoa(int(p.Port))})
+		}
 		switch {
 		case pol.External.Verdict == model.Drop:
 			fw.add(setDrop, addr.String(), proto, port)
@@ -167,12 +184,12 @@ func (ft *filterTable) sync(ctx context.Context, fw *filterWant, full bool) (boo
 			old, cur := ft.applied.elems[s], fw.elems[s]
 			for _, k := range slices.Sorted(maps.Keys(old)) {
 				if _, ok := cur[k]; !ok {
-					tx.Delete(&knftables.Element{Set: s, Key: old[k]})
+					tx.Delete(element(s, old[k]))
 				}
 			}
 			for _, k := range slices.Sorted(maps.Keys(cur)) {
 				if _, ok := old[k]; !ok {
-					tx.Add(&knftables.Element{Set: s, Key: cur[k]})
+					tx.Add(element(s, cur[k]))
 				}
 			}
 		}
@@ -186,6 +203,15 @@ func (ft *filterTable) sync(ctx context.Context, fw *filterWant, full bool) (boo
 	}
 	ft.applied = fw
 	return true, nil
+}
+
+// element returns the element of set or map s recorded as key (a map's with
+// mapValue between its key and value).
+func element(s string, key []string) *knftables.Element {
+	if i := slices.Index(key, mapValue); i >= 0 {
+		return &knftables.Element{Map: s, Key: key[:i], Value: key[i+1:]}
+	}
+	return &knftables.Element{Set: s, Key: key}
 }
 
 // writeAll adds to tx the whole table: base chains, rules, sets and fw's
@@ -203,7 +229,13 @@ func (ft *filterTable) writeAll(tx *knftables.Transaction, fw *filterWant) {
 		setFirewallAllow: {Type: svc + " . " + addr, Flags: []knftables.SetFlag{knftables.IntervalFlag}, Comment: knftables.PtrTo("allowed sources")},
 		setDrop:          {Type: svc, Comment: knftables.PtrTo("externalTrafficPolicy Local without a local endpoint")},
 	}
+	sets[setShortCircuit] = &knftables.Set{Type: svc, Comment: knftables.PtrTo("external addresses of eTP Local ports")}
 	for _, name := range filterSets {
+		if name == mapShortCircuit {
+			tx.Add(&knftables.Map{Name: name, Type: svc + " : " + addr + " . inet_service",
+				Comment: knftables.PtrTo("their cluster IP, for traffic from pods and the node")})
+			continue
+		}
 		s := sets[name]
 		s.Name = name
 		tx.Add(s)
@@ -224,6 +256,14 @@ func (ft *filterTable) writeAll(tx *knftables.Transaction, fw *filterWant) {
 	mark := fmt.Sprintf("meta mark set meta mark | 0x%x", MasqueradeMark)
 	tx.Add(&knftables.Rule{Chain: "nat-prerouting", Rule: "jump mark-masq"})
 	tx.Add(&knftables.Rule{Chain: "nat-output", Rule: "jump mark-masq"})
+	shortCircuit := knftables.Concat("dnat to", dst, "map", "@"+mapShortCircuit)
+	if cidr, ok := strings.CutPrefix(fw.rules, "cluster-cidr "); ok {
+		// Pods are known by the cluster CIDR only.
+		tx.Add(&knftables.Rule{Chain: "nat-prerouting", Rule: knftables.Concat(ip, "saddr", cidr, dst, "@"+setShortCircuit, shortCircuit)})
+	}
+	// The node's own traffic is masqueraded on the way, as to a cluster IP.
+	tx.Add(&knftables.Rule{Chain: "nat-output", Rule: knftables.Concat(dst, "@"+setShortCircuit, mark)})
+	tx.Add(&knftables.Rule{Chain: "nat-output", Rule: knftables.Concat(dst, "@"+setShortCircuit, shortCircuit)})
 	switch {
 	case strings.HasPrefix(fw.rules, "masquerade-all"):
 		tx.Add(&knftables.Rule{Chain: "mark-masq", Rule: knftables.Concat(dst, "@"+setClusterIPs, mark)})
@@ -239,7 +279,7 @@ func (ft *filterTable) writeAll(tx *knftables.Transaction, fw *filterWant) {
 	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: knftables.Concat(dst, "@"+setDrop, "drop")})
 	for _, s := range filterSets {
 		for _, k := range slices.Sorted(maps.Keys(fw.elems[s])) {
-			tx.Add(&knftables.Element{Set: s, Key: fw.elems[s][k]})
+			tx.Add(element(s, fw.elems[s][k]))
 		}
 	}
 }

@@ -63,6 +63,7 @@ func FuzzHandler(f *testing.F) {
 	seed("cluster.local.", mdns.TypeSOA, true, func(m *mdns.Msg) { m.IsEdns0().SetVersion(1) })
 	seed("cluster.local.", mdns.TypeSOA, false, func(m *mdns.Msg) { m.Question = append(m.Question, m.Question[0]) })
 	seed("Web.Shop.SVC.cluster.local.", mdns.TypeA, false, func(m *mdns.Msg) { m.Question[0].Qclass = mdns.ClassCHAOS })
+	seed("cluster.local.", mdns.TypeSOA, true, func(m *mdns.Msg) { m.Question = nil })
 
 	z := specZone()
 	bigZone(z)

@@ -140,6 +140,9 @@ func (h *Handler) Answer(ctx context.Context, req *mdns.Msg, network string) (re
 	}
 	if !res.Ours {
 		resp = h.forward(ctx, req, network)
+		if opt != nil && resp.IsEdns0() == nil {
+			resp.SetEdns0(MaxUDPSize, opt.Do()) // a SERVFAIL of ours, or an upstream without EDNS0
+		}
 		fit(resp, req, size)
 		return resp, true
 	}

@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
@@ -289,7 +290,7 @@ var _ = Describe("Allocation", func() {
 
 		It("skips node ports with allocateLoadBalancerNodePorts: false but honours requested ones", func() {
 			svc := allocated(create(service(ns, "lb-nonp", ofType(corev1.ServiceTypeLoadBalancer), func(s *v1alpha1.Service) {
-				s.Spec.AllocateLoadBalancerNodePorts = ptr(false)
+				s.Spec.AllocateLoadBalancerNodePorts = ptr.To(false)
 				s.Spec.Ports = append(s.Spec.Ports, v1alpha1.ServicePort{Name: "fixed", Port: 81, NodePort: 30081})
 			})))
 			Expect(nodePorts(svc)).To(Equal([]int32{0, 30081}))
@@ -338,7 +339,7 @@ var _ = Describe("Allocation", func() {
 	Context("dual-stack", func() {
 		It("allocates one address per family with RequireDualStack", func() {
 			svc := allocated(create(service(ns, "dual", func(s *v1alpha1.Service) {
-				s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
+				s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
 			})))
 			Expect(svc.Status.IPFamilies).To(Equal([]corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}))
 			Expect(svc.Status.ClusterIPs).To(HaveLen(2))
@@ -348,7 +349,7 @@ var _ = Describe("Allocation", func() {
 
 		It("puts the requested family first with PreferDualStack", func() {
 			svc := allocated(create(service(ns, "v6first", func(s *v1alpha1.Service) {
-				s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyPreferDualStack)
+				s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyPreferDualStack)
 				s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
 			})))
 			Expect(svc.Status.IPFamilies).To(Equal([]corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol}))
@@ -357,14 +358,14 @@ var _ = Describe("Allocation", func() {
 
 		It("honours requested addresses of both families and grows from single to dual stack", func() {
 			svc := allocated(create(service(ns, "pair", func(s *v1alpha1.Service) {
-				s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
+				s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
 				s.Spec.ClusterIPs = []string{"fd00:10:96::a", "10.96.200.50"}
 			})))
 			Expect(svc.Status.ClusterIPs).To(Equal([]string{"fd00:10:96::a", "10.96.200.50"}))
 
 			single := allocated(create(service(ns, "grower")))
 			v4 := single.Status.ClusterIP
-			update(single, func(s *v1alpha1.Service) { s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyPreferDualStack) })
+			update(single, func(s *v1alpha1.Service) { s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyPreferDualStack) })
 			single = allocated(single)
 			Expect(single.Status.ClusterIPs).To(HaveLen(2))
 			Expect(single.Status.ClusterIPs[0]).To(Equal(v4))
@@ -406,16 +407,16 @@ var _ = Describe("Allocation", func() {
 			Entry("a bad named targetPort", func(s *v1alpha1.Service) { s.Spec.Ports[0].TargetPort = intstr.FromString("Not_A_Name") },
 				"IANA service name"),
 			Entry("SingleStack with two families", func(s *v1alpha1.Service) {
-				s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicySingleStack)
+				s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicySingleStack)
 				s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
 			}, "must be 'RequireDualStack' or 'PreferDualStack'"),
 			Entry("two addresses of one family", func(s *v1alpha1.Service) {
-				s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
+				s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
 				s.Spec.ClusterIPs = []string{"10.96.0.10", "10.96.0.11"}
 			}, "may specify no more than one IP for each IP family"),
 			Entry("a timeout above one day", func(s *v1alpha1.Service) {
 				s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
-				s.Spec.SessionAffinityConfig = &v1alpha1.SessionAffinityConfig{ClientIP: &v1alpha1.ClientIPConfig{TimeoutSeconds: ptr(int32(86401))}}
+				s.Spec.SessionAffinityConfig = &v1alpha1.SessionAffinityConfig{ClientIP: &v1alpha1.ClientIPConfig{TimeoutSeconds: ptr.To(int32(86401))}}
 			}, "should be less than or equal to 86400"),
 			Entry("externalTrafficPolicy on an internal Service", func(s *v1alpha1.Service) {
 				s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal

@@ -28,6 +28,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
@@ -234,7 +235,7 @@ var _ = Describe("EndpointSlices", func() {
 	It("keeps one set of slices per address family and marks headless Services", func() {
 		svc := webService("dual", func(s *v1alpha1.Service) {
 			s.Spec.ClusterIP = v1alpha1.ClusterIPNone
-			s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
+			s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
 		})
 		createPod(ns, podSpec{name: "d", labels: web, ips: []string{"10.244.5.1", "fd00:10:244::5:1"}, ready: true, httpPort: 8080})
 		createPod(ns, podSpec{name: "v4only", labels: web, ips: []string{"10.244.5.2"}, ready: true, httpPort: 8080})
@@ -285,7 +286,7 @@ var _ = Describe("EndpointSlices", func() {
 
 		s := slicesOf(svc)[0]
 		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{Addresses: []string{"10.244.8.66"}})
-		s.Endpoints[0].Conditions.Ready = ptr(false)
+		s.Endpoints[0].Conditions.Ready = ptr.To(false)
 		Expect(k8sClient.Update(suiteCtx, &s)).To(Succeed())
 		Eventually(func(g Gomega) {
 			list := slicesOf(svc)

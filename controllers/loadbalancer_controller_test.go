@@ -33,6 +33,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -278,7 +279,7 @@ func lbService(ns, name string, mutate ...func(*v1alpha1.Service)) *v1alpha1.Ser
 }
 
 func withClass(class string) func(*v1alpha1.Service) {
-	return func(s *v1alpha1.Service) { s.Spec.LoadBalancerClass = ptr(class) }
+	return func(s *v1alpha1.Service) { s.Spec.LoadBalancerClass = ptr.To(class) }
 }
 
 func withAnnotation(k, v string) func(*v1alpha1.Service) {
@@ -291,7 +292,7 @@ func withAnnotation(k, v string) func(*v1alpha1.Service) {
 }
 
 func dualStack(s *v1alpha1.Service) {
-	s.Spec.IPFamilyPolicy = ptr(corev1.IPFamilyPolicyRequireDualStack)
+	s.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
 }
 
 func lbCondition(svc *v1alpha1.Service) *metav1.Condition {
@@ -374,7 +375,7 @@ func createPool(ns, name string, addresses []string, mutate ...func(*v1alpha1.Lo
 	return pool
 }
 
-func manualPool(p *v1alpha1.LoadBalancerIPPool) { p.Spec.AutoAssign = ptr(false) }
+func manualPool(p *v1alpha1.LoadBalancerIPPool) { p.Spec.AutoAssign = ptr.To(false) }
 
 // poolStatus waits for the pool's status to satisfy check and returns it.
 func poolStatus(pool *v1alpha1.LoadBalancerIPPool, check func(Gomega, *v1alpha1.LoadBalancerIPPoolStatus)) *v1alpha1.LoadBalancerIPPoolStatus {

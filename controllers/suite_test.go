@@ -29,6 +29,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -133,7 +134,7 @@ func startManager(serviceCIDRs, nodePorts string, tune ...func(*AllocationReconc
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		// The suite starts managers one after another in one process.
-		Controller: config.Controller{SkipNameValidation: ptr(true)},
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	allocation := &AllocationReconciler{
@@ -178,5 +179,3 @@ func swapManager(serviceCIDRs, nodePorts string, tune ...func(*AllocationReconci
 	current.stop()
 	current = startManager(serviceCIDRs, nodePorts, tune...)
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
 	"sigs.k8s.io/knftables"
 
 	ipvsmode "github.com/svcplane/svcplane/dataplane/ipvs"
@@ -56,8 +57,8 @@ func TestVM(t *testing.T) {
 		// crc32c_generic first: ip_vs needs libcrc32c, which needs the crc32c
 		// algorithm registered before it loads.
 		Modules: []string{"crc32c_generic", "ip_vs", "ip_vs_rr", "dummy", "veth",
-			// The filter stage's nftables table: base chains of type nat, masquerade.
-			"nf_tables", "nf_nat", "nft_chain_nat", "nft_masq"},
+			// The filter stage's nftables table: nat base chains, dnat, masquerade.
+			"nf_tables", "nf_nat", "nft_chain_nat", "nft_nat", "nft_masq"},
 		// knftables runs nft, which the busybox guest lacks.
 		Binaries: []string{nftPath},
 		OnDemand: []string{"ip_vs_lc", "ip_vs_wrr", "ip_vs_sh", "ip_vs_mh"},
@@ -484,4 +485,42 @@ func TestLocalWithoutLocalEndpointsDrops(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestShortCircuitAndHairpin: a pod, and the node itself, reaching an eTP Local
+// node port without a local endpoint take the Cluster path; a pod reaching itself
+// through its Service is masqueraded, so that its reply comes back through the
+// node.
+func TestShortCircuitAndHairpin(t *testing.T) {
+	vm.RequireGuest(t)
+	svc := service("local-none", "10.96.0.23", allPods(), func(p *model.ServicePort) {
+		p.ExternalTrafficPolicy = model.PolicyLocal
+	})
+	apply(t, svc)
+	nodePort := netip.AddrPortFrom(nodeAddr, svc.NodePort)
+	pod1 := w.pods[0]
+	seen := map[string]bool{}
+	for range 6 {
+		c, err := dialFrom(pod1.ns, nodePort, 3*time.Second)
+		if err != nil {
+			t.Fatalf("pod-1 → eTP Local node port %s: %v", nodePort, err)
+		}
+		c.reset()
+		seen[c.Pod] = true
+		// pod-1 is an endpoint: reaching itself, it must see the node's address.
+		if c.Pod == pod1.name && c.Source == pod1.addr {
+			t.Errorf("a hairpin connection was not masqueraded: %s saw itself", c.Pod)
+		}
+		if c.Pod != pod1.name && c.Source != pod1.addr {
+			t.Errorf("pod-1 → %s was masqueraded to %s; traffic from pods keeps its source", c.Pod, c.Source)
+		}
+	}
+	if !seen[pod1.name] || len(seen) != 3 {
+		t.Errorf("pods reached %v; want all three (rr over the cluster endpoints), pod-1 included", seen)
+	}
+	c, err := dialFrom(netns.None(), nodePort, 3*time.Second)
+	if err != nil {
+		t.Fatalf("the node → its own eTP Local node port: %v", err)
+	}
+	c.reset()
 }

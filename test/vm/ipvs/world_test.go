@@ -208,12 +208,24 @@ func (w *world) dial(addr netip.AddrPort) (*conn, error) {
 // dialTimeout is dial with a connect timeout: a dropped SYN is retried by the
 // kernel, so a short timeout tells "dropped" from "refused" quickly.
 func (w *world) dialTimeout(addr netip.AddrPort, timeout time.Duration) (*conn, error) {
+	return dialFrom(w.client, addr, timeout)
+}
+
+// dialFrom connects from namespace ns (the node's own is netns.None() here, since
+// the tests run in it) and reads the greeting.
+func dialFrom(ns netns.NsHandle, addr netip.AddrPort, timeout time.Duration) (*conn, error) {
 	var c net.Conn
-	err := inNS(w.client, func() error {
+	dial := func() error {
 		var err error
 		c, err = (&net.Dialer{Timeout: timeout}).DialContext(context.Background(), "tcp4", addr.String())
 		return err
-	})
+	}
+	var err error
+	if ns == netns.None() {
+		err = dial()
+	} else {
+		err = inNS(ns, dial)
+	}
 	if err != nil {
 		return nil, err
 	}

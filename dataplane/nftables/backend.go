@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/knftables"
 
 	"github.com/svcplane/svcplane/dataplane/model"
@@ -42,8 +43,8 @@ type Options struct {
 	// MasqueradeBit is the packet mark bit asking for masquerade, 0 to 31;
 	// DefaultMasqueradeBit when nil.
 	MasqueradeBit *int
-	// Now is the clock of SyncStats; time.Now when nil.
-	Now func() time.Time
+	// Clock is the clock of SyncStats; the real one when nil.
+	Clock clock.PassiveClock
 	// TableIntact reports whether family's table still holds its nat-prerouting
 	// rule, the check every partial sync starts with; nil lists the chain's rules
 	// through the Interface. NewForNode asks the kernel over netlink instead:
@@ -143,12 +144,13 @@ func New(opts Options) (*Backend, error) {
 	if bit < 0 || bit > 31 {
 		return nil, fmt.Errorf("nftables backend: masquerade bit %d is not in [0, 31]", bit)
 	}
-	b := &Backend{nft: opts.Interfaces, now: opts.Now, intact: opts.TableIntact, state: map[model.Family]*familyState{}}
+	clk := opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	b := &Backend{nft: opts.Interfaces, now: clk.Now, intact: opts.TableIntact, state: map[model.Family]*familyState{}}
 	if b.intact == nil {
 		b.intact = b.listIntact
-	}
-	if b.now == nil {
-		b.now = time.Now
 	}
 	for _, f := range model.Families {
 		if nft, ok := opts.Interfaces[f]; ok && nft != nil {

@@ -452,23 +452,21 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort) *portRender 
 				rules = append(rules, ip+" saddr @"+affinitySet(p.Name, ep.AddrPort(), pol.Affinity.TimeoutSeconds)+" goto "+endpointChain(p.Name, ep.AddrPort()))
 			}
 		}
-		if len(eps) == 1 {
-			rules = append(rules, "goto "+endpointChain(p.Name, eps[0].AddrPort()))
-		} else {
-			var b strings.Builder
-			b.WriteString("numgen random mod ")
-			b.WriteString(strconv.Itoa(len(eps)))
-			b.WriteString(" vmap { ")
-			for i, ep := range eps {
-				if i > 0 {
-					b.WriteString(" , ")
-				}
-				b.WriteString(strconv.Itoa(i))
-				b.WriteString(" : goto ")
-				b.WriteString(endpointChain(p.Name, ep.AddrPort()))
+		// A uniform choice with one independent draw per rule: rule i takes
+		// 1/(n-i) of what rules before it left, so each of n endpoints gets 1/n,
+		// and the last takes the rest. kube-proxy writes one rule with an
+		// anonymous verdict map instead (numgen random mod n vmap { ... }); the
+		// kernel names each anonymous set by scanning every set of the table,
+		// which makes a full sync of 10,000 services quadratic (minutes), while
+		// these rules load in linear time and cost a first packet at most n
+		// comparisons, whatever the number of Services.
+		n := len(eps)
+		for i, ep := range eps {
+			target := "goto " + endpointChain(p.Name, ep.AddrPort())
+			if i < n-1 {
+				target = "numgen random mod " + strconv.Itoa(n-i) + " == 0 " + target
 			}
-			b.WriteString(" }")
-			rules = append(rules, b.String())
+			rules = append(rules, target)
 		}
 		d.chain(chain, rules, r.seed)
 	}

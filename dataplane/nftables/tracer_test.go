@@ -388,24 +388,15 @@ func (tr *tracer) rule(rule string, p pkt, depth int) []end {
 			p.masq = true
 			return []end{{"accept", p}}
 		case w[i] == "numgen":
-			// numgen random mod N vmap { 0 : goto A , 1 : goto B }
-			if peek(1) != "random" || peek(2) != "mod" || peek(4) != "vmap" || peek(5) != "{" {
+			// numgen random mod N == 0 <rest>: a random draw that may go
+			// either way, so both are followed.
+			if peek(1) != "random" || peek(2) != "mod" || peek(4) != "==" || peek(5) != "0" {
 				fail("a numgen")
 			}
-			n, _ := strconv.Atoi(w[i+3])
-			var out []end
-			branches := 0
-			for j := i + 6; j+3 < len(w); j += 5 {
-				if w[j+1] != ":" {
-					fail("a numgen map")
-				}
-				branches++
-				out = append(out, verdict(w[j+2], w[j+3], p)...)
+			if n, err := strconv.Atoi(w[i+3]); err != nil || n < 2 {
+				fail("numgen mod " + w[i+3] + ", which always or never matches")
 			}
-			if branches != n {
-				tr.t.Fatalf("tracer: numgen mod %d with %d branches in %q", n, branches, rule)
-			}
-			return out
+			return append(tr.rule(strings.Join(w[i+6:], " "), p, depth), end{"continue", p})
 		case w[i] == "accept" || w[i] == "drop" || w[i] == "reject" || w[i] == "return":
 			return verdict(w[i], "", p)
 		case w[i] == "jump" || w[i] == "goto":

@@ -29,6 +29,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/sys/unix"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/knftables"
 
 	"github.com/svcplane/svcplane/dataplane/model"
@@ -70,8 +71,8 @@ type Options struct {
 	// is in it: the range belongs to Services, as kube-proxy assumes too. The
 	// defaults are DefaultNodePortMin and DefaultNodePortMax.
 	NodePortMin, NodePortMax uint16
-	// Now is the clock of graceful termination; time.Now when nil.
-	Now func() time.Time
+	// Clock is the clock of graceful termination; the real one when nil.
+	Clock clock.PassiveClock
 	// NFT are the filter tables (FilterTable) of each family, for what IPVS
 	// cannot do: masquerade, loadBalancerSourceRanges, DROP. A family without one
 	// gets no filter stage (tests of the IPVS objects alone); NewForNode always
@@ -161,8 +162,8 @@ func New(opts Options) (*Backend, error) {
 			return nil, fmt.Errorf("ipvs backend: timeout %s is not a whole, non-negative number of seconds", d)
 		}
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
 	}
 	families := slices.Clone(opts.Families)
 	if len(families) == 0 {
@@ -204,13 +205,13 @@ func (b *Backend) LastSync() SyncStats {
 func (b *Backend) Sync(ctx context.Context, desired *model.State) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	start := b.opts.Now()
+	start := b.opts.Clock.Now()
 	stats := SyncStats{}
 	err := b.sync(ctx, desired, &stats)
 	if err != nil {
 		b.needFull = true
 	}
-	stats.Duration = b.opts.Now().Sub(start)
+	stats.Duration = b.opts.Clock.Now().Sub(start)
 	stats.Err = err
 	b.last = stats
 	return err
@@ -403,7 +404,7 @@ func (b *Backend) readKernel() error {
 	if err != nil {
 		return fmt.Errorf("list the IPVS virtual servers: %w", err)
 	}
-	now := b.opts.Now()
+	now := b.opts.Clock.Now()
 	applied := map[VirtualKey]*appliedServer{}
 	for _, vs := range servers {
 		if !b.family(vs.Addr) || !b.ours(vs, bound, local) {
@@ -603,7 +604,7 @@ func (b *Backend) syncServer(d *desiredServer) (bool, error) {
 		}
 		if a.reals[ap] == 0 {
 			if _, ok := a.draining[ap]; !ok {
-				a.draining[ap] = b.opts.Now().Add(b.opts.GracefulTimeout)
+				a.draining[ap] = b.opts.Clock.Now().Add(b.opts.GracefulTimeout)
 			}
 			continue
 		}
@@ -613,7 +614,7 @@ func (b *Backend) syncServer(d *desiredServer) (bool, error) {
 			continue
 		}
 		a.reals[ap] = 0
-		a.draining[ap] = b.opts.Now().Add(b.opts.GracefulTimeout)
+		a.draining[ap] = b.opts.Clock.Now().Add(b.opts.GracefulTimeout)
 	}
 	return changed, errors.Join(errs...)
 }
@@ -631,7 +632,7 @@ func (b *Backend) adopt(vs *VirtualServer) (*appliedServer, error) {
 	for _, rs := range reals {
 		a.reals[rs.AddrPort()] = rs.Weight
 		if rs.Weight == 0 {
-			a.draining[rs.AddrPort()] = b.opts.Now().Add(b.opts.GracefulTimeout)
+			a.draining[rs.AddrPort()] = b.opts.Clock.Now().Add(b.opts.GracefulTimeout)
 		}
 	}
 	return a, nil
@@ -651,7 +652,7 @@ func (b *Backend) serverError(op string, k VirtualKey, err error) error {
 // whose drain deadline passed; it reads the counts of each virtual server that
 // has draining real servers, once.
 func (b *Backend) drain() (int, error) {
-	now := b.opts.Now()
+	now := b.opts.Clock.Now()
 	n := 0
 	var errs []error
 	var keys []VirtualKey

@@ -28,22 +28,18 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the state synced now")
 
-// fakeClock is a settable clock for graceful termination.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time { return c.t }
-
-func newBackend(t *testing.T, fake *Fake, opts Options) (*Backend, *fakeClock) {
+func newBackend(t *testing.T, fake *Fake, opts Options) (*Backend, *clocktesting.FakeClock) {
 	t.Helper()
-	clk := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	opts.Interface = fake
-	opts.Now = clk.now
+	opts.Clock = clk
 	b, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +155,7 @@ func TestGracefulTermination(t *testing.T) {
 	}
 
 	// Still connections, before the deadline: it stays.
-	clk.t = clk.t.Add(30 * time.Second)
+	clk.Step(30 * time.Second)
 	syncOK(t, b, state(tcp("10.244.2.6"), udp("10.244.2.6")))
 	if !strings.Contains(fake.Dump(), "10.244.2.7:8080") {
 		t.Fatalf("draining real server deleted early:\n%s", fake.Dump())
@@ -184,12 +180,12 @@ func TestGracefulTermination(t *testing.T) {
 	syncOK(t, b, state(tcp("10.244.2.6", "10.244.2.8")))
 	fake.SetConnections(web, netip.MustParseAddrPort("10.244.2.8:8080"), 5, 0)
 	syncOK(t, b, state(tcp("10.244.2.6")))
-	clk.t = clk.t.Add(59 * time.Second)
+	clk.Step(59 * time.Second)
 	syncOK(t, b, state(tcp("10.244.2.6")))
 	if !strings.Contains(fake.Dump(), "10.244.2.8:8080") {
 		t.Fatalf("deleted before the timeout:\n%s", fake.Dump())
 	}
-	clk.t = clk.t.Add(2 * time.Second)
+	clk.Step(2 * time.Second)
 	syncOK(t, b, state(tcp("10.244.2.6")))
 	if strings.Contains(fake.Dump(), "10.244.2.8:8080") {
 		t.Fatalf("not deleted after the timeout:\n%s", fake.Dump())

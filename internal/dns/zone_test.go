@@ -31,11 +31,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 )
-
-func ptr[T any](v T) *T { return &v }
 
 // svc returns a Service; clusterIPs "None" makes it headless.
 func svc(ns, name string, clusterIPs []string, ports ...v1alpha1.ServicePort) *v1alpha1.Service {
@@ -80,9 +79,9 @@ func slice(ns, name, service string, family discoveryv1.AddressType, eps []ep, p
 		Ports:       ports,
 	}
 	for _, e := range eps {
-		e2 := discoveryv1.Endpoint{Addresses: e.addrs, Conditions: discoveryv1.EndpointConditions{Ready: ptr(!e.notReady)}}
+		e2 := discoveryv1.Endpoint{Addresses: e.addrs, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(!e.notReady)}}
 		if e.hostname != "" {
-			e2.Hostname = ptr(e.hostname)
+			e2.Hostname = ptr.To(e.hostname)
 		}
 		s.Endpoints = append(s.Endpoints, e2)
 	}
@@ -90,7 +89,7 @@ func slice(ns, name, service string, family discoveryv1.AddressType, eps []ep, p
 }
 
 func epPort(name string, port int32) discoveryv1.EndpointPort {
-	return discoveryv1.EndpointPort{Name: ptr(name), Port: ptr(port), Protocol: ptr(corev1.ProtocolTCP)}
+	return discoveryv1.EndpointPort{Name: ptr.To(name), Port: ptr.To(port), Protocol: ptr.To(corev1.ProtocolTCP)}
 }
 
 // specZone is a zone holding the specification's examples and a few more.

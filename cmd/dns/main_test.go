@@ -1,0 +1,199 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+// Addresses: the server, its probes and kube-apiserver on 127.0.0.1; the
+// Service's cluster IP, written by the test playing the manager, is in
+// 10.96.0.0/12.
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/svcplane/svcplane/api/v1alpha1"
+)
+
+// freeAddr returns a loopback address with a port free for UDP and TCP right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for range 10 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := pc.LocalAddr().String()
+		ln, err := net.Listen("tcp", addr)
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+// TestRun runs the command as config/dns deploys it, flags and all, against a
+// control plane, as config/dns's identity, and asks it for a Service.
+func TestRun(t *testing.T) {
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		assets = filepath.Join("..", "..", "bin", "k8s")
+	}
+	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
+		msg := "no control plane binaries: run `make controlplane` or set KUBEBUILDER_ASSETS"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	te := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := te.Start()
+	t.Cleanup(func() {
+		if err := te.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+
+	// config/dns's ClusterRole, bound to the user the command runs as.
+	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "dns", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), len(raw)).Decode(&role); err != nil {
+		t.Fatal(err)
+	}
+	role.ObjectMeta = metav1.ObjectMeta{Name: "dns"}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "dns"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "dns"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "dns"}},
+	}
+	for _, obj := range []client.Object{&role, binding} {
+		if err := c.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user, err := te.AddUser(envtest.User{Name: "dns"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfigPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfigPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	dnsAddr, healthAddr := freeAddr(t), freeAddr(t)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(runCtx, flag.NewFlagSet("dns", flag.ContinueOnError), []string{
+			"--kubeconfig=" + kubeconfigPath,
+			"--dns-bind-address=" + dnsAddr,
+			"--health-probe-bind-address=" + healthAddr,
+			"--metrics-bind-address=0",
+			"--upstream=none",
+			"--ttl=7",
+			"--cluster-domain=example.internal",
+		}, prometheus.NewRegistry())
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	svc := &v1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}}
+	svc.Spec.Ports = []v1alpha1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}
+	if err := c.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	svc.Status.ClusterIP, svc.Status.ClusterIPs = "10.96.0.10", []string{"10.96.0.10"}
+	if err := c.Status().Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("run stopped: %v", err)
+		default:
+		}
+		ready := false
+		if resp, err := http.Get("http://" + healthAddr + "/readyz"); err == nil {
+			resp.Body.Close()
+			ready = resp.StatusCode == http.StatusOK
+		}
+		if ready {
+			m := new(mdns.Msg)
+			m.SetQuestion("web.default.svc.example.internal.", mdns.TypeA)
+			resp, _, err := (&mdns.Client{Timeout: time.Second}).Exchange(m, dnsAddr)
+			if err == nil && len(resp.Answer) == 1 {
+				a := resp.Answer[0].(*mdns.A)
+				if a.A.String() != "10.96.0.10" || a.Hdr.Ttl != 7 {
+					t.Fatalf("answer %v, want 10.96.0.10 with TTL 7", a)
+				}
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Service never resolved")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

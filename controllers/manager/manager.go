@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -169,7 +170,10 @@ func (c *Config) Validate() error {
 func Run(opts Options) error {
 	var cfg Config
 	cfg.BindFlags(flag.CommandLine, opts)
-	zopts := zap.Options{Development: true}
+	// Stack traces only for panics (--zap-stacktrace-level changes it): an API
+	// server outage makes client-go log errors every few seconds, and a stack
+	// trace each would bury the one warning that says what happened.
+	zopts := zap.Options{Development: true, StacktraceLevel: zapcore.PanicLevel}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	processLogger = zap.New(zap.UseFlagOptions(&zopts))

@@ -132,8 +132,9 @@ func (b *Backend) RequestFullSync() {
 }
 
 // Tampered implements dataplane.TamperChecker: it lists the canary chains of every
-// family synced since its last full sync, and when one is gone (a firewall reload,
-// iptables -F or -X) it makes the next Sync a full one and reports true.
+// family synced since its last full sync, and SVCP-SERVICES when services are
+// programmed; when a canary is gone (a firewall reload, iptables -F or -X) or
+// SVCP-SERVICES is empty, it makes the next Sync a full one and reports true.
 func (b *Backend) Tampered(ctx context.Context) (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -145,12 +146,21 @@ func (b *Backend) Tampered(ctx context.Context) (bool, error) {
 			continue // the next sync is full anyway
 		}
 		flushed, err := b.flushedTables(ctx, f)
+		if err == nil && len(flushed) == 0 && len(fs.applied) > 0 {
+			// The canary only tells a table flush; iptables -t nat -F SVCP-SERVICES
+			// empties the one chain every service hangs from. One more short
+			// listing catches that too.
+			var rules []string
+			if rules, _, err = b.exec.ListRules(ctx, f, TableNAT, chainServices); err == nil && len(rules) == 0 {
+				flushed = []Table{TableNAT}
+			}
+		}
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", f, err))
 		case len(flushed) > 0:
 			logr.FromContextOrDiscard(ctx).Info("rules were removed by something else (a firewall reload, iptables -F or -X); resyncing fully",
-				"family", f.String(), "tables", flushed, "canary", chainCanary)
+				"family", f.String(), "tables", flushed, "canary", chainCanary, "chain", chainServices)
 		default:
 			continue
 		}

@@ -68,6 +68,20 @@ func TestTampered(t *testing.T) {
 		t.Fatalf("after the repair: Tampered = %v, %v", tampered, err)
 	}
 
+	// Emptying the one chain every service hangs from leaves the canary alone.
+	if err := fake.Restore(ctx, model.IPv4, []byte("*nat\n-F "+chainServices+"\nCOMMIT\n")); err != nil {
+		t.Fatal(err)
+	}
+	if tampered, err := b.Tampered(ctx); !tampered || err != nil {
+		t.Fatalf("after iptables -t nat -F %s: Tampered = %v, %v; want true, nil", chainServices, tampered, err)
+	}
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fake.Dump(), fullSyncDump(t, st); got != want {
+		t.Errorf("the sync after the check did not restore %s:\n%s", chainServices, lineDiff(want, got))
+	}
+
 	broken, err := New(Options{Executor: listFails{NewFake()}, Families: []model.Family{model.IPv4}})
 	if err != nil {
 		t.Fatal(err)

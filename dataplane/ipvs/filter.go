@@ -61,10 +61,16 @@ const (
 	// (IPVS has one virtual server per address, which holds local endpoints only).
 	setShortCircuit = "short-circuit"
 	mapShortCircuit = "short-circuit-to"
+	// setServiceIPs are the addresses on svcplane0 and setServicePorts their
+	// virtual servers: any other port or protocol of a service IP is rejected,
+	// as kube-proxy's IPVS mode does, instead of reaching the node's own
+	// sockets through an address that is local only for IPVS's sake.
+	setServiceIPs   = "service-ips"
+	setServicePorts = "service-ports"
 )
 
 // filterSets are the sets' names in the order they are written.
-var filterSets = []string{setClusterIPs, setExternalMasq, setHairpin, setFirewall, setFirewallAllow, setDrop, setShortCircuit, mapShortCircuit}
+var filterSets = []string{setClusterIPs, setExternalMasq, setHairpin, setFirewall, setFirewallAllow, setDrop, setShortCircuit, mapShortCircuit, setServiceIPs, setServicePorts}
 
 // filterWant is the desired content of one family's filter table.
 type filterWant struct {
@@ -107,8 +113,19 @@ func protoKey(p model.Protocol) string { return strings.ToLower(string(p)) }
 func (fw *filterWant) addPort(p *model.ServicePort, pol model.PortPolicy, nodeAddrs []netip.Addr) {
 	proto := protoKey(p.Name.Protocol)
 	port := strconv.Itoa(int(p.Port))
+	bound := func(addr netip.Addr) {
+		fw.add(setServiceIPs, addr.String())
+		fw.add(setServicePorts, addr.String(), proto, port)
+	}
 	if p.ClusterIP.IsValid() {
 		fw.add(setClusterIPs, p.ClusterIP.String(), proto, port)
+		bound(p.ClusterIP)
+		if pol.Internal.Verdict == model.Drop {
+			fw.add(setDrop, p.ClusterIP.String(), proto, port)
+		}
+	}
+	for _, a := range append(slices.Clone(p.ExternalIPs), p.LoadBalancerIPs...) {
+		bound(a)
 	}
 	external := func(addr netip.Addr, port string) {
 		if pol.ShortCircuit && pol.ExternalEntry && p.ClusterIP.IsValid() {
@@ -230,6 +247,8 @@ func (ft *filterTable) writeAll(tx *knftables.Transaction, fw *filterWant) {
 		setDrop:          {Type: svc, Comment: knftables.PtrTo("externalTrafficPolicy Local without a local endpoint")},
 	}
 	sets[setShortCircuit] = &knftables.Set{Type: svc, Comment: knftables.PtrTo("external addresses of eTP Local ports")}
+	sets[setServiceIPs] = &knftables.Set{Type: addr, Comment: knftables.PtrTo("addresses on " + DummyInterface)}
+	sets[setServicePorts] = &knftables.Set{Type: svc, Comment: knftables.PtrTo("their virtual servers")}
 	for _, name := range filterSets {
 		if name == mapShortCircuit {
 			tx.Add(&knftables.Map{Name: name, Type: svc + " : " + addr + " . inet_service",
@@ -277,6 +296,8 @@ func (ft *filterTable) writeAll(tx *knftables.Transaction, fw *filterWant) {
 	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: knftables.Concat(
 		dst, "@"+setFirewall, dst, ".", ip, "saddr", "!=", "@"+setFirewallAllow, "drop")})
 	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: knftables.Concat(dst, "@"+setDrop, "drop")})
+	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: knftables.Concat(
+		ip, "daddr", "@"+setServiceIPs, dst, "!=", "@"+setServicePorts, "reject")})
 	for _, s := range filterSets {
 		for _, k := range slices.Sorted(maps.Keys(fw.elems[s])) {
 			tx.Add(element(s, fw.elems[s][k]))

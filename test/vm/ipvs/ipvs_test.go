@@ -58,7 +58,7 @@ func TestVM(t *testing.T) {
 		// algorithm registered before it loads.
 		Modules: []string{"crc32c_generic", "ip_vs", "ip_vs_rr", "dummy", "veth",
 			// The filter stage's nftables table: nat base chains, dnat, masquerade.
-			"nf_tables", "nf_nat", "nft_chain_nat", "nft_nat", "nft_masq"},
+			"nf_tables", "nf_nat", "nft_chain_nat", "nft_nat", "nft_masq", "nft_reject", "nft_reject_ipv4"},
 		// knftables runs nft, which the busybox guest lacks.
 		Binaries: []string{nftPath},
 		OnDemand: []string{"ip_vs_lc", "ip_vs_wrr", "ip_vs_sh", "ip_vs_mh"},
@@ -523,4 +523,42 @@ func TestShortCircuitAndHairpin(t *testing.T) {
 		t.Fatalf("the node → its own eTP Local node port: %v", err)
 	}
 	c.reset()
+}
+
+// TestOtherPortOfServiceIPRejected: a port of a service IP that no Service uses
+// is rejected, never handed to a socket the node listens on.
+func TestOtherPortOfServiceIPRejected(t *testing.T) {
+	vm.RequireGuest(t)
+	svc := service("web", "10.96.0.24", allPods())
+	apply(t, svc)
+	ln, err := net.Listen("tcp4", ":81")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, "node 0.0.0.0")
+			c.Close()
+		}
+	}()
+	// The listener answers on the node's address...
+	if c, err := w.dial(netip.AddrPortFrom(nodeAddr, 81)); err != nil {
+		t.Fatalf("the node's own listener: %v", err)
+	} else {
+		c.Close()
+	}
+	// ...but not on the service IP.
+	c, err := w.dial(netip.AddrPortFrom(svc.ClusterIP, 81))
+	if err == nil {
+		c.Close()
+		t.Fatalf("port 81 of cluster IP %s reached %s", svc.ClusterIP, c.Pod)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("port 81 of the cluster IP: %v, want connection refused", err)
+	}
 }

@@ -27,7 +27,7 @@ cluster_reachable() {
 	timeout 10 kubectl get --raw /readyz --request-timeout=5s >/dev/null 2>&1
 }
 
-# run_manager runs the manager built by build_manager in the foreground.
+# run_manager runs the manager built below (bin/manager) in the foreground.
 run_manager() {
 	echo "Running the manager: bin/manager ${manager_args[*]}"
 	"${root}/bin/manager" "${manager_args[@]}"
@@ -50,7 +50,11 @@ if [[ "${DEVCLUSTER:-auto}" != "always" ]] && cluster_reachable; then
 	exit
 fi
 
-echo "No reachable cluster in ${KUBECONFIG:-~/.kube/config}; starting a local control plane."
+if [[ "${DEVCLUSTER:-auto}" == "always" ]]; then
+	echo "DEVCLUSTER=always: starting a local control plane."
+else
+	echo "No reachable cluster in ${KUBECONFIG:-~/.kube/config}; starting a local control plane."
+fi
 if [[ ! -x "${K8S_BIN}/kube-apiserver" || ! -x "${K8S_BIN}/etcd" ]]; then
 	# Once per clone; hack/build-controlplane.sh prints its progress while it builds.
 	make --no-print-directory controlplane K8S_BIN="${K8S_BIN}"

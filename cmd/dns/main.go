@@ -120,7 +120,9 @@ func run(ctx context.Context, fs *flag.FlagSet, args []string, reg prometheus.Re
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		gatherer = g
 	}
-	err = dns.Serve(ctx, dns.NewHandler(zone, up, metrics, log), dns.ServerOptions{
+	h := dns.NewHandler(zone, up, metrics, log)
+	h.SetReady(w.Synced)
+	err = dns.Serve(ctx, h, dns.ServerOptions{
 		Addr:        addr,
 		HealthAddr:  healthAddr,
 		MetricsAddr: metricsAddr,

@@ -50,7 +50,15 @@ type Handler struct {
 	// first address spread over a headless Service's endpoints (what CoreDNS's
 	// loadbalance plugin, in kubeadm's default Corefile, does).
 	turn atomic.Uint32
+	// ready, when set, reports whether the zone holds everything.
+	ready func() bool
 }
+
+// SetReady makes the handler answer SERVFAIL for names of the zone until ready
+// reports true: while the caches fill, a Service not seen yet would otherwise
+// get NXDOMAIN, which resolvers cache for the SOA's minimum. Names outside the
+// zone are forwarded all along. Call it before serving.
+func (h *Handler) SetReady(ready func() bool) { h.ready = ready }
 
 // Upstream resolves names that are not the zone's.
 type Upstream interface {
@@ -148,6 +156,9 @@ func (h *Handler) Answer(ctx context.Context, req *mdns.Msg, network string) (re
 	}
 	if q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY {
 		return failure(req, mdns.RcodeRefused), false
+	}
+	if h.ready != nil && !h.ready() {
+		return failure(req, mdns.RcodeServerFailure), false
 	}
 
 	resp = new(mdns.Msg)

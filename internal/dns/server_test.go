@@ -404,3 +404,29 @@ func TestRotation(t *testing.T) {
 		t.Fatalf("first addresses over 6 answers: %v, want all 3", firsts)
 	}
 }
+
+// TestNotReady checks that names of the zone get SERVFAIL, not a cacheable
+// NXDOMAIN, until the caches have synced, while other names are forwarded.
+func TestNotReady(t *testing.T) {
+	f, err := NewForwarder([]string{startUpstream(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(specZone(), f, nil, logr.Discard())
+	var ready atomic.Bool
+	h.SetReady(ready.Load)
+	ask := func(name string) int {
+		resp, _ := h.Answer(context.Background(), question(name, mdns.TypeA), "udp")
+		return resp.Rcode
+	}
+	if rc := ask("nope.default.svc.cluster.local."); rc != mdns.RcodeServerFailure {
+		t.Errorf("before sync: %s, want SERVFAIL", mdns.RcodeToString[rc])
+	}
+	if rc := ask("www.example.com."); rc != mdns.RcodeSuccess {
+		t.Errorf("an outside name before sync: %s, want NOERROR from the upstream", mdns.RcodeToString[rc])
+	}
+	ready.Store(true)
+	if rc := ask("nope.default.svc.cluster.local."); rc != mdns.RcodeNameError {
+		t.Errorf("after sync: %s, want NXDOMAIN", mdns.RcodeToString[rc])
+	}
+}

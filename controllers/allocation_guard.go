@@ -51,7 +51,7 @@ const allocatorFieldManagerPrefix = "svcplane-allocator/"
 // further foreign write extends it.
 const standbyPeriod = 2 * time.Minute
 
-// foreignLogPeriod rate-limits the ERROR line about another allocator.
+// foreignLogPeriod rate-limits the ERROR line and the event about another allocator.
 const foreignLogPeriod = time.Minute
 
 // ReasonOtherAllocator is the reason of the event sent when another allocator wrote a
@@ -161,7 +161,7 @@ func (r *AllocationReconciler) standingBy() (bool, time.Duration) {
 
 // otherAllocator handles a Service whose allocation someone else wrote: it finds the
 // other writer in the object's managed fields, stands by if that writer is an older
-// manager, and tells the user once.
+// manager, and tells the user (at most once a minute).
 func (r *AllocationReconciler) otherAllocator(ctx context.Context, svc *v1alpha1.Service) {
 	log := logf.FromContext(ctx)
 	other := ""
@@ -198,11 +198,14 @@ func (r *AllocationReconciler) otherAllocator(ctx context.Context, svc *v1alpha1
 	if other == "" {
 		other = "an unknown writer"
 	}
-	if logNow {
-		log.Error(fmt.Errorf("another allocator wrote a Service's allocation"),
-			"two svcplane managers are allocating at once; run one, or all with --leader-elect",
-			"other", other, "self", r.identity, "decision", what)
+	if !logNow {
+		// Once a minute is enough to tell; an event per Service of a burst would
+		// be hundreds of writes saying the same.
+		return
 	}
+	log.Error(fmt.Errorf("another allocator wrote a Service's allocation"),
+		"two svcplane managers are allocating at once; run one, or all with --leader-elect",
+		"other", other, "self", r.identity, "decision", what, "service", client.ObjectKeyFromObject(svc).String())
 	r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, ReasonOtherAllocator, "AllocateServiceAddresses",
 		"The allocation in status was written by %s, not by this manager (%s): is a second svcplane manager running without --leader-elect? %s", other, r.identity, what)
 }

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -123,6 +124,19 @@ func TestTwoManagersWithoutLeaderElection(t *testing.T) {
 			detected++
 		}
 	}
+	slices := &discoveryv1.EndpointSliceList{}
+	if err := k8s.List(context.Background(), slices, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	perService := map[string]int{}
+	for _, s := range slices.Items {
+		perService[s.Labels[v1alpha1.LabelServiceName]]++
+	}
+	extraSlices := 0
+	for _, n := range perService {
+		extraSlices += n - 1
+	}
+	t.Logf("EndpointSlices: %d for %d Services (%d more than one per Service)", len(slices.Items), len(perService), extraSlices)
 	t.Logf("FIGURE two-managers-no-leader-election: %d Services, %d samples, %d duplicates, %d ERROR lines, %d OtherAllocatorDetected events, %d writes in 10s once settled",
 		total, samples, len(dups), errors, detected, writes)
 	if len(dups) > 0 {
@@ -136,6 +150,9 @@ func TestTwoManagersWithoutLeaderElection(t *testing.T) {
 	}
 	if writes != 0 {
 		t.Errorf("%d Service writes in 10s after settling; want 0", writes)
+	}
+	if extraSlices != 0 {
+		t.Errorf("two managers made %d EndpointSlices more than one per Service", extraSlices)
 	}
 }
 

@@ -39,7 +39,10 @@ existing=()
 for f in "${gofiles[@]}"; do
 	[[ -f "${f}" ]] && existing+=("${f}")
 done
-unformatted="$(gofmt -l "${existing[@]}")"
+unformatted=""
+if ((${#existing[@]} > 0)); then
+	unformatted="$(gofmt -l "${existing[@]}")"
+fi
 if [[ -n "${unformatted}" ]]; then
 	echo "${unformatted}" >&2
 	fail "gofmt" "these files need gofmt -w"

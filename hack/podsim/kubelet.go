@@ -188,9 +188,13 @@ func (k *Kubelet) seed(ctx context.Context) error {
 	return nil
 }
 
-// address returns the pod's address: the one it reports if the pool agrees it is
-// the pod's, a new one otherwise.
+// address returns the pod's address: the Node's for a pod on the host's network, as
+// kubelet reports it; else the one it reports if the pool agrees it is the pod's, a
+// new one otherwise.
 func (k *Kubelet) address(key string, pod *corev1.Pod) (netip.Addr, error) {
+	if pod.Spec.HostNetwork {
+		return k.NodeIP, nil
+	}
 	if addr, err := netip.ParseAddr(pod.Status.PodIP); err == nil && k.Addresses.Adopt(key, addr) {
 		return addr, nil
 	}

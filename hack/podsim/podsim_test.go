@@ -137,6 +137,23 @@ func TestRunningStatus(t *testing.T) {
 	}
 }
 
+func TestHostNetworkPodGetsTheNodeAddress(t *testing.T) {
+	node := netip.MustParseAddr("203.0.113.1")
+	pool, err := newAddressPool(netip.MustParsePrefix("203.0.113.0/24"), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &Kubelet{NodeName: "podsim-node", NodeIP: node, Addresses: pool}
+	pod := &corev1.Pod{Spec: corev1.PodSpec{HostNetwork: true}}
+	if addr, err := k.address("kube-system/agent", pod); err != nil || addr != node {
+		t.Errorf("host network pod: %s, %v; want the Node's %s", addr, err, node)
+	}
+	pod.Spec.HostNetwork = false
+	if addr, err := k.address("default/web", pod); err != nil || addr != netip.MustParseAddr("203.0.113.10") {
+		t.Errorf("pod: %s, %v; want 203.0.113.10 (the Node's address took none of the pool)", addr, err)
+	}
+}
+
 func condition(status *corev1.PodStatus, t corev1.PodConditionType) corev1.ConditionStatus {
 	for _, c := range status.Conditions {
 		if c.Type == t {

@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/test/controlplane"
 )
 
 // freeAddr returns a loopback address with a port free for UDP and TCP right now.
@@ -69,17 +70,7 @@ func freeAddr(t *testing.T) string {
 // TestRun runs the command as config/dns deploys it, flags and all, against a
 // control plane, as config/dns's identity, and asks it for a Service.
 func TestRun(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		msg := "no control plane binaries: run `make controlplane` or set KUBEBUILDER_ASSETS"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	assets := controlplane.Require(t)
 	te := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,

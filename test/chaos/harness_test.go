@@ -45,6 +45,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/test/controlplane"
 )
 
 // The harness: one envtest control plane (kube-apiserver and etcd from bin/k8s) for
@@ -73,14 +74,9 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		if dir, _ := filepath.Abs(filepath.Join("..", "..", "bin", "k8s")); fileExists(filepath.Join(dir, "kube-apiserver")) {
-			assets = dir
-		}
-	}
-	if assets == "" {
-		msg := "no control plane binaries: run `make controlplane` or set KUBEBUILDER_ASSETS"
+	assets, err := controlplane.Assets()
+	if err != nil {
+		msg := err.Error()
 		if os.Getenv("CI") == "true" {
 			fmt.Fprintln(os.Stderr, "FAIL:", msg)
 			return 1
@@ -186,11 +182,6 @@ func killAPIServer(t *testing.T) {
 	if err := env.ControlPlane.APIServer.Stop(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func fileExists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
 }
 
 // manager is a manager process.

@@ -50,6 +50,7 @@ import (
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/internal/dns"
+	"github.com/svcplane/svcplane/test/controlplane"
 )
 
 const repoRoot = "../../.."
@@ -70,17 +71,7 @@ type env struct {
 // identity; it skips the test (fails it on CI) without the control plane.
 func start(t *testing.T) *env {
 	t.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(repoRoot, "bin", "k8s")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		msg := "no control plane binaries: run `make controlplane` or set KUBEBUILDER_ASSETS"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	assets := controlplane.Require(t)
 	te := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,

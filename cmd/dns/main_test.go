@@ -28,14 +28,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/yaml"
@@ -67,8 +70,21 @@ func freeAddr(t *testing.T) string {
 	return ""
 }
 
-// TestRun runs the command as config/dns deploys it, flags and all, against a
-// control plane, as config/dns's identity, and asks it for a Service.
+// decodeFile decodes the YAML file at path into obj.
+func decodeFile(t *testing.T, path string, obj any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), len(raw)).Decode(obj); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// TestRun runs the command with config/dns's Deployment's flags (addresses and
+// a few values overridden) against a control plane, as config/dns's identity,
+// and asks it for a Service; on the way, the CRD accepts config/dns's Service.
 func TestRun(t *testing.T) {
 	assets := controlplane.Require(t)
 	te := &envtest.Environment{
@@ -95,14 +111,8 @@ func TestRun(t *testing.T) {
 	ctx := t.Context()
 
 	// config/dns's ClusterRole, bound to the user the command runs as.
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "dns", "role.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var role rbacv1.ClusterRole
-	if err := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), len(raw)).Decode(&role); err != nil {
-		t.Fatal(err)
-	}
+	decodeFile(t, filepath.Join("..", "..", "config", "dns", "role.yaml"), &role)
 	role.ObjectMeta = metav1.ObjectMeta{Name: "dns"}
 	binding := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "dns"},
@@ -127,19 +137,35 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// config/dns's Deployment and Service: its flags are the command's, and the
+	// CRD accepts its Service, which selects its pods.
+	var deploy appsv1.Deployment
+	decodeFile(t, filepath.Join("..", "..", "config", "dns", "dns.yaml"), &deploy)
+	var dnsSvc v1alpha1.Service
+	decodeFile(t, filepath.Join("..", "..", "config", "dns", "service.yaml"), &dnsSvc)
+	if !labels.SelectorFromSet(dnsSvc.Spec.Selector).Matches(labels.Set(deploy.Spec.Template.Labels)) {
+		t.Errorf("config/dns: the Service's selector %v does not select the Deployment's pods %v", dnsSvc.Spec.Selector, deploy.Spec.Template.Labels)
+	}
+	dnsSvc.Namespace = "default"
+	if err := c.Create(ctx, &dnsSvc); err != nil {
+		t.Errorf("config/dns/service.yaml: %v", err)
+	}
+	args := deploy.Spec.Template.Spec.Containers[0].Args
+
 	dnsAddr, healthAddr := freeAddr(t), freeAddr(t)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(runCtx, flag.NewFlagSet("dns", flag.ContinueOnError), []string{
-			"--kubeconfig=" + kubeconfigPath,
-			"--dns-bind-address=" + dnsAddr,
-			"--health-probe-bind-address=" + healthAddr,
+		// The Deployment's flags, then this test's: the last of a flag wins.
+		done <- run(runCtx, flag.NewFlagSet("dns", flag.ContinueOnError), append(slices.Clone(args),
+			"--kubeconfig="+kubeconfigPath,
+			"--dns-bind-address="+dnsAddr,
+			"--health-probe-bind-address="+healthAddr,
 			"--metrics-bind-address=0",
 			"--upstream=none",
 			"--ttl=7",
 			"--cluster-domain=example.internal",
-		}, prometheus.NewRegistry())
+		), prometheus.NewRegistry())
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -120,11 +121,17 @@ func resourceVersion(obj client.Object) uint64 {
 	return n
 }
 
-// remember records what svc's status shows as seen by this manager.
+// remember records what svc's status shows as seen by this manager. It never goes
+// back to an older object: a cache lagging behind this manager's own write must not
+// make that write look like someone else's when the cache catches up.
 func (r *AllocationReconciler) remember(key string, svc *v1alpha1.Service) {
 	r.guardMu.Lock()
 	defer r.guardMu.Unlock()
-	r.seen[key] = seen{uid: svc.UID, rv: resourceVersion(svc), alloc: allocationText(&svc.Status)}
+	rv := resourceVersion(svc)
+	if s, ok := r.seen[key]; ok && s.uid == svc.UID && rv < s.rv {
+		return
+	}
+	r.seen[key] = seen{uid: svc.UID, rv: rv, alloc: allocationText(&svc.Status)}
 }
 
 func (r *AllocationReconciler) forget(key string) {
@@ -167,15 +174,23 @@ func (r *AllocationReconciler) otherAllocator(ctx context.Context, svc *v1alpha1
 	other := ""
 	live := &v1alpha1.Service{}
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(svc), live); err == nil {
+		// Managed fields keep time to the second: of writers in the same second,
+		// this manager counts as the last, so that its own write seen late is
+		// never reported.
 		var latest time.Time
 		for _, mf := range live.ManagedFields {
-			if mf.Subresource != "status" || mf.Manager == r.identity || mf.Time == nil {
-				continue
-			}
-			if mf.Time.After(latest) {
+			switch {
+			case mf.Subresource != "status" || mf.Time == nil || mf.Time.Before(&metav1.Time{Time: latest}):
+			case mf.Time.After(latest) || mf.Manager == r.identity:
 				latest, other = mf.Time.Time, mf.Manager
+			case other != r.identity:
+				other = mf.Manager
 			}
 		}
+	}
+	if other == r.identity {
+		// The last status write was this manager's own, seen late.
+		return
 	}
 	mine, _ := identityStart(r.identity)
 	theirs, known := identityStart(other)

@@ -87,6 +87,11 @@ func TestKillMidBurst(t *testing.T) {
 	if len(dups) > 0 {
 		t.Errorf("duplicates seen: %v", dups)
 	}
+	// A manager alone, however often it restarts, never takes its own writes (or
+	// its predecessor's) for another manager's.
+	if n := m.count("two svcplane managers"); n > 0 {
+		t.Errorf("a single manager reported another allocator %d times", n)
+	}
 }
 
 // TestTwoManagersWithoutLeaderElection runs a second manager without leader election

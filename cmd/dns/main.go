@@ -30,6 +30,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/util/validation"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -75,6 +76,9 @@ func run(ctx context.Context, fs *flag.FlagSet, args []string, reg prometheus.Re
 		return fmt.Errorf("%s: %w", msg, err)
 	}
 
+	if errs := validation.IsDNS1123Subdomain(strings.TrimSuffix(clusterDomain, ".")); len(errs) > 0 {
+		return fail(errors.New(strings.Join(errs, "; ")), "invalid --cluster-domain")
+	}
 	if ttl > 1<<31-1 {
 		return fail(errors.New("RFC 2181 allows at most 2147483647"), "invalid --ttl")
 	}

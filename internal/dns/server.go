@@ -29,6 +29,10 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
+// maxQuerySize is the largest UDP query the server reads whole; a longer one
+// is cut short, which leaves it unparsable (FORMERR). No real query comes near.
+const maxQuerySize = 4096
+
 // ServerOptions configures Serve.
 type ServerOptions struct {
 	// Addr is where DNS is served, UDP and TCP: ":53" for every address.
@@ -61,7 +65,10 @@ func Serve(ctx context.Context, h mdns.Handler, opts ServerOptions, log logr.Log
 		return err
 	}
 	servers := []*mdns.Server{
-		{PacketConn: pc, Handler: h, MsgAcceptFunc: accept, UDPSize: mdns.MaxMsgSize},
+		// The read buffer of each UDP query. Queries are a question and an
+		// OPT record, well under 4 KiB even with EDNS options; a buffer of
+		// 64 KiB per packet in flight costs clearing and collecting for nothing.
+		{PacketConn: pc, Handler: h, MsgAcceptFunc: accept, UDPSize: maxQuerySize},
 		{Listener: ln, Handler: h, MsgAcceptFunc: accept},
 	}
 	if ic, ok := h.(InvalidCounter); ok {

@@ -78,6 +78,10 @@ bench-iptables: ## Render and apply (root: iptables-legacy in a network namespac
 bench-endpoints: controlplane ## Measure EndpointSlice latency and writes per pod change (1,000 Services x 10 pods).
 	KUBEBUILDER_ASSETS="$(K8S_BIN)" go run ./hack/endpointslice-bench --services=1000 --pods-per-service=10 --rate=20 --duration=60s
 
+.PHONY: bench-compare
+bench-compare: controlplane upstream ## Run svcplane and Kubernetes side by side (root; QUICK=1 for a few minutes) and write docs/performance.md with plots.
+	KUBEBUILDER_ASSETS="$(K8S_BIN)" go run ./hack/bench-compare $(if $(QUICK),-quick)
+
 .PHONY: bench-dns
 bench-dns: ## Measure the DNS server on loopback: qps and latency of cached A, SRV and NXDOMAIN with 10,000 Services; memory per Service.
 	go run ./hack/dns-bench --services=10000 --duration=10s

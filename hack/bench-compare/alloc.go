@@ -1,0 +1,177 @@
+/*
+Copyright 2026 The svcplane Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/svcplane/svcplane/api/v1alpha1"
+	"github.com/svcplane/svcplane/controllers"
+)
+
+// allocResult is one side of the allocation workload.
+type allocResult struct {
+	Lat   latencySummary
+	Total time.Duration
+}
+
+// allocWorkload creates n svcplane Services and then n core Services, each with
+// clients parallel callers, in namespaces of their own. svcplane's latency runs from
+// the create call to the watch showing Allocated=True; core's is the create call
+// itself, because kube-apiserver allocates inside it.
+func allocWorkload(ctx context.Context, c client.WithWatch, n, clients int) (svcp, core allocResult, err error) {
+	nsSvcp, err := namespace(ctx, c, "alloc-svcp-")
+	if err != nil {
+		return svcp, core, err
+	}
+	nsCore, err := namespace(ctx, c, "alloc-core-")
+	if err != nil {
+		return svcp, core, err
+	}
+
+	// svcplane: a raw watch sees each status write as it lands.
+	var (
+		mu        sync.Mutex
+		started   = map[string]time.Time{}
+		allocated = map[string]time.Time{}
+		allDone   = make(chan struct{})
+	)
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if err := follow(wctx, c, &v1alpha1.ServiceList{}, nsSvcp, func(ev watch.Event) {
+		s, ok := ev.Object.(*v1alpha1.Service)
+		if !ok || ev.Type == watch.Deleted || !meta.IsStatusConditionTrue(s.Status.Conditions, controllers.ConditionAllocated) {
+			return
+		}
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		if _, seen := allocated[s.Name]; !seen {
+			allocated[s.Name] = now
+			if len(allocated) == n {
+				close(allDone)
+			}
+		}
+	}); err != nil {
+		return svcp, core, err
+	}
+	begin := time.Now()
+	if err := parallel(ctx, n, clients, func(i int) error {
+		name := fmt.Sprintf("svc-%d", i)
+		mu.Lock()
+		started[name] = time.Now()
+		mu.Unlock()
+		return c.Create(ctx, &v1alpha1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsSvcp, Name: name},
+			Spec:       v1alpha1.ServiceSpec{Ports: []v1alpha1.ServicePort{{Name: "http", Port: 80}}},
+		})
+	}); err != nil {
+		return svcp, core, err
+	}
+	select {
+	case <-allDone:
+	case <-time.After(10 * time.Minute):
+		return svcp, core, fmt.Errorf("only %d of %d svcplane Services allocated after 10 minutes", len(allocated), n)
+	case <-ctx.Done():
+		return svcp, core, ctx.Err()
+	}
+	mu.Lock()
+	var lat []time.Duration
+	var last time.Time
+	for name, at := range allocated {
+		lat = append(lat, at.Sub(started[name]))
+		if at.After(last) {
+			last = at
+		}
+	}
+	mu.Unlock()
+	svcp = allocResult{Lat: summarize(lat), Total: last.Sub(begin)}
+
+	// core: the create call is the whole allocation.
+	coreLat := make([]time.Duration, n)
+	begin = time.Now()
+	if err := parallel(ctx, n, clients, func(i int) error {
+		t := time.Now()
+		err := c.Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsCore, Name: fmt.Sprintf("svc-%d", i)},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(80)}}},
+		})
+		coreLat[i] = time.Since(t)
+		return err
+	}); err != nil {
+		return svcp, core, err
+	}
+	core = allocResult{Lat: summarize(coreLat), Total: time.Since(begin)}
+	return svcp, core, nil
+}
+
+// namespace creates a namespace named with prefix.
+func namespace(ctx context.Context, c client.Client, prefix string) (string, error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
+	if err := c.Create(ctx, ns); err != nil {
+		return "", err
+	}
+	return ns.Name, nil
+}
+
+// parallel calls f(0..n-1) from workers goroutines and returns the first error.
+func parallel(ctx context.Context, n, workers int, f func(int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan int)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				if err := f(i); err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+			}
+		}()
+	}
+loop:
+	for i := range n {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break loop
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return ctx.Err()
+	}
+}

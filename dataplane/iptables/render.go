@@ -97,7 +97,18 @@ type renderer struct {
 
 	args          []string
 	probabilities []string
+
+	// terse is set while the View has more than terseAbove endpoints (newRenderer:
+	// largeClusterEndpoints): endpoint rules then carry no comment.
+	terse      bool
+	terseAbove int
 }
+
+// largeClusterEndpoints is the number of endpoints above which endpoint rules (the
+// jumps to SVCP-SEP- chains and the rules inside them) are written without comments,
+// as kube-proxy does above the same number: they are most of a large table, and with
+// iptables-legacy every read and write of the table scales with its size.
+const largeClusterEndpoints = 1000
 
 // portNames is the text of one service port that depends only on its name.
 type portNames struct {
@@ -184,6 +195,7 @@ func newRenderer(family model.Family, masqueradeBit int) *renderer {
 		hostMask:   "255.255.255.255",
 		loopback:   "127.0.0.0/8",
 		rejectWith: "icmp-port-unreachable",
+		terseAbove: largeClusterEndpoints,
 	}
 	if family == model.IPv6 {
 		r.hostMask = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
@@ -229,6 +241,12 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 		}
 	}
 	r.fixedRules()
+
+	endpoints := 0
+	for _, p := range v.ServicePorts {
+		endpoints += len(p.Endpoints)
+	}
+	r.terse = endpoints > r.terseAbove
 
 	out := rendered{services: make(map[model.ServicePortName]serviceRecord, len(v.ServicePorts))}
 	var stale []string
@@ -582,8 +600,10 @@ func (r *renderer) serviceChains(v *model.View, p *model.ServicePort, pl portPla
 		declareChain(&r.svcChains, en.chain)
 		// A pod reaching itself through the service (hairpin) must be
 		// masqueraded, or it would answer itself directly and drop the reply.
-		r.rule(&r.svcRules, "-A", en.chain, "-s", en.source, "-m", "comment", "--comment", pn.comment, "-j", chainMarkMasq)
-		args := append(r.args[:0], "-A", en.chain, "-p", pn.proto, "-m", "comment", "--comment", pn.comment)
+		args := r.endpointComment(append(r.args[:0], "-A", en.chain, "-s", en.source), pn.comment)
+		args = append(args, "-j", chainMarkMasq)
+		r.rule(&r.svcRules, args...)
+		args = r.endpointComment(append(args[:0], "-A", en.chain, "-p", pn.proto), pn.comment)
 		if pl.policy.Affinity.ClientIP {
 			args = append(args, "-m", "recent", "--set", "--name", en.chain, "--mask", r.hostMask, "--rsource")
 		}
@@ -622,15 +642,17 @@ func (r *renderer) endpointRules(p *model.ServicePort, pn *portNames, chain stri
 		seconds := strconv.Itoa(int(p.SessionAffinity.TimeoutSeconds))
 		for _, ep := range eps {
 			en := r.endpoint(pn, p.Name, ep)
-			r.rule(&r.svcRules, "-A", chain, "-m", "comment", "--comment", en.comment,
-				"-m", "recent", "--rcheck", "--seconds", seconds, "--reap", "--name", en.chain, "--mask", r.hostMask, "--rsource",
+			args := r.endpointComment(append(r.args[:0], "-A", chain), en.comment)
+			args = append(args, "-m", "recent", "--rcheck", "--seconds", seconds, "--reap", "--name", en.chain, "--mask", r.hostMask, "--rsource",
 				"-j", en.chain)
+			r.rule(&r.svcRules, args...)
+			r.args = args
 		}
 	}
 	n := len(eps)
 	for i, ep := range eps {
 		en := r.endpoint(pn, p.Name, ep)
-		args := append(r.args[:0], "-A", chain, "-m", "comment", "--comment", en.comment)
+		args := r.endpointComment(append(r.args[:0], "-A", chain), en.comment)
 		if i < n-1 {
 			args = append(args, "-m", "statistic", "--mode", "random", "--probability", r.probability(n-i))
 		}
@@ -638,6 +660,15 @@ func (r *renderer) endpointRules(p *model.ServicePort, pn *portNames, chain stri
 		r.rule(&r.svcRules, args...)
 		r.args = args
 	}
+}
+
+// endpointComment appends the comment match of an endpoint rule to args, unless the
+// renderer is terse.
+func (r *renderer) endpointComment(args []string, comment string) []string {
+	if r.terse {
+		return args
+	}
+	return append(args, "-m", "comment", "--comment", comment)
 }
 
 // filterRule writes a filter rule for traffic to dst (a host prefix; node-local

@@ -23,6 +23,8 @@ import (
 	"slices"
 	"strings"
 
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/svcplane/svcplane/dataplane"
 	"github.com/svcplane/svcplane/dataplane/conntrack"
 	"github.com/svcplane/svcplane/dataplane/iptables"
@@ -108,9 +110,9 @@ func NewBackend(ctx context.Context, mode string) (dataplane.Backend, error) {
 	return NewBackendWith(ctx, BackendOptions{Mode: mode})
 }
 
-// NewBackendWith returns the backend opts ask for, from the mode table, clearing
-// stale UDP conntrack entries after each sync (see withConntrack). The agent and
-// `agent --cleanup` build their backends here, so both handle the same families.
+// NewBackendWith returns the backend opts ask for, from the mode table, after
+// removing what the other modes left on the node (cleanupOtherModes), clearing
+// stale UDP conntrack entries after each sync (see withConntrack).
 func NewBackendWith(ctx context.Context, opts BackendOptions) (dataplane.Backend, error) {
 	m, err := lookupMode(opts.Mode)
 	if err != nil {
@@ -120,7 +122,27 @@ func NewBackendWith(ctx context.Context, opts BackendOptions) (dataplane.Backend
 	if err != nil {
 		return nil, err
 	}
+	cleanupOtherModes(ctx, opts.Mode)
 	return withConntrack(b)
+}
+
+// cleanupOtherModes removes what the implemented modes other than mode left on the
+// node, as kube-proxy cleans up its other modes when it starts: a node switched
+// from one mode to another keeps nothing of the old one even when nobody ran
+// `agent --cleanup` in between, and the old mode's rules cannot shadow the new
+// one's. Each mode's objects are its own (SVCP- iptables chains, the nftables
+// svcplane table, the IPVS mode's), so this never touches mode's. Failures are
+// logged: the agent programs the node anyway.
+func cleanupOtherModes(ctx context.Context, mode string) {
+	log := logf.FromContext(ctx)
+	for _, name := range implementedModes() {
+		if name == mode {
+			continue
+		}
+		if err := modes[name].Cleanup(ctx, BackendOptions{Mode: name}); err != nil {
+			log.Error(err, "cannot remove what another mode left on the node", "mode", name)
+		}
+	}
 }
 
 func lookupMode(mode string) (Mode, error) {

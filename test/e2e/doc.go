@@ -21,8 +21,9 @@ limitations under the License.
 // (package cluster). Every test runs once per agent mode, iptables then nftables
 // (SVCPLANE_E2E_MODES=iptables,nftables, the default), each with its own control
 // plane on the same world. Once every test of a mode has run, TestMain switches
-// the node to the other mode and back (stop the agent, `agent --cleanup`, start
-// it in the new mode), checking that nothing of the old mode is left and that
+// the node to the other mode (restarting the agent in it, which removes the other
+// modes' leftovers) and back (with `agent --cleanup` in between), checking that
+// nothing of the old mode is left and that
 // Services are served in the new one, and then checks that the agent's cleanup
 // removes every rule and table it wrote: both stop the agent, so they cannot be
 // tests that rely on running last.

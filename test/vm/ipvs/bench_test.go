@@ -22,6 +22,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"sigs.k8s.io/knftables"
+
 	ipvsmode "github.com/svcplane/svcplane/dataplane/ipvs"
 	"github.com/svcplane/svcplane/dataplane/model"
 	"github.com/svcplane/svcplane/test/vm"
@@ -51,8 +53,9 @@ func benchState(n, eps int, extra netip.Addr) *model.State {
 	return st
 }
 
-// BenchmarkKernelSync times syncs against the VM's kernel over netlink: a full
-// sync on a clean node, and a change of one Service among all of them. TCG
+// BenchmarkKernelSync times syncs against the VM's kernel, IPVS over netlink and
+// the filter table through nft: a full sync on a clean node, and a change of one
+// Service among all of them. TCG
 // emulates the CPU, so these times are an upper bound of a real node's.
 func BenchmarkKernelSync(b *testing.B) {
 	vm.RequireGuest(b)
@@ -98,7 +101,12 @@ func BenchmarkKernelSync(b *testing.B) {
 }
 
 func newBenchBackend(b *testing.B) *ipvsmode.Backend {
-	be, err := ipvsmode.New(ipvsmode.Options{Interface: kernel, Families: []model.Family{model.IPv4}})
+	nft, err := knftables.New(knftables.IPv4Family, ipvsmode.FilterTable)
+	if err != nil {
+		b.Fatal(err)
+	}
+	be, err := ipvsmode.New(ipvsmode.Options{Interface: kernel, Families: []model.Family{model.IPv4},
+		NFT: map[model.Family]knftables.Interface{model.IPv4: nft}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -86,8 +86,8 @@ func (s SyncStats) Bytes() int {
 	return len(s.tx.String())
 }
 
-// Backend is the nftables backend: a dataplane.Backend, dataplane.FullSyncer and
-// dataplane.WriteReporter. It is safe for concurrent use; syncs are serialised.
+// Backend is the nftables backend: a dataplane.Backend, dataplane.FullSyncer,
+// dataplane.WriteReporter and dataplane.TamperChecker. It is safe for concurrent use; syncs are serialised.
 type Backend struct {
 	families []model.Family
 	nft      map[model.Family]knftables.Interface
@@ -171,6 +171,35 @@ func (b *Backend) RequestFullSync() {
 	for _, fs := range b.state {
 		fs.needFull = true
 	}
+}
+
+// Tampered implements dataplane.TamperChecker with the check partial syncs start
+// with (Options.TableIntact): a family whose table was deleted or flushed since
+// its last successful sync gets a full sync next. Families whose next sync is
+// full anyway are not checked.
+func (b *Backend) Tampered(ctx context.Context) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tampered := false
+	var errs []error
+	for _, f := range b.families {
+		fs := b.state[f]
+		if fs.needFull || fs.applied == nil {
+			continue
+		}
+		intact, err := b.intact(ctx, f)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", f, err))
+		case !intact:
+			logr.FromContextOrDiscard(ctx).Info("the table was flushed or deleted by something else; resyncing fully",
+				"family", f.String(), "table", TableName)
+		default:
+			continue
+		}
+		fs.needFull, tampered = true, true
+	}
+	return tampered, errors.Join(errs...)
 }
 
 // LastSync returns the statistics of family's last Sync.

@@ -28,6 +28,7 @@ import (
 
 	"sigs.k8s.io/knftables"
 
+	"github.com/svcplane/svcplane/dataplane"
 	dt "github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -217,6 +218,40 @@ func TestTamperingForcesAFullSync(t *testing.T) {
 				t.Errorf("after tampering and a sync:\ngot\n%s\nwant\n%s", got, want)
 			}
 		})
+	}
+}
+
+func TestTamperedBetweenSyncs(t *testing.T) {
+	ctx := context.Background()
+	st := threeServices("10.244.2.3")
+	b, fakes := newFakeBackend(t, model.IPv4)
+	fake := fakes[model.IPv4]
+	var _ dataplane.TamperChecker = b
+	if tampered, err := b.Tampered(ctx); err != nil || tampered {
+		t.Fatalf("before any sync: %v, %v; want nothing to check", tampered, err)
+	}
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if tampered, err := b.Tampered(ctx); err != nil || tampered {
+		t.Fatalf("untouched table: %v, %v", tampered, err)
+	}
+	tx := fake.NewTransaction()
+	tx.Delete(&knftables.Table{})
+	if err := fake.Run(ctx, tx); err != nil {
+		t.Fatal(err)
+	}
+	if tampered, err := b.Tampered(ctx); err != nil || !tampered {
+		t.Fatalf("deleted table: %v, %v; want tampering", tampered, err)
+	}
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.LastSync(model.IPv4); !s.Full {
+		t.Errorf("the sync after tampering was seen: %+v, want a full one", s)
+	}
+	if got, want := sortedDump(fake), fullSyncDump(t, st); got != want {
+		t.Errorf("after tampering and a sync:\ngot\n%s\nwant\n%s", got, want)
 	}
 }
 

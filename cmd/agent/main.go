@@ -24,6 +24,7 @@ package main
 import (
 	"flag"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -55,7 +56,10 @@ func main() {
 	flag.BoolVar(&opts.Config.MasqueradeAll, "masquerade-all", false, "Masquerade all traffic sent to cluster IPs.")
 	flag.DurationVar(&opts.Runner.MinSyncPeriod, "min-sync-period", dataplane.DefaultMinSyncPeriod, "The least time between two syncs; changes arriving faster are applied together.")
 	flag.DurationVar(&opts.Runner.SyncPeriod, "sync-period", dataplane.DefaultSyncPeriod, "The most time between two syncs, even when nothing changed.")
-	flag.DurationVar(&opts.Runner.FullSyncPeriod, "full-sync-period", 0, "The most time between two full resyncs, which rewrite every rule and repair rules changed by others (default: --sync-period). Raise it on nodes with many thousands of service ports: a full iptables-nft restore of 100,000 chains takes minutes.")
+	// kube-proxy's choice: a full resync rewrites every rule, seconds to minutes on a
+	// node with thousands of service ports, and the tamper check repairs a flush
+	// within seconds without one.
+	flag.DurationVar(&opts.Runner.FullSyncPeriod, "full-sync-period", time.Hour, "The most time between two full resyncs, which rewrite every rule and repair rules changed by others; 0 means --sync-period. A flushed chain is repaired sooner, by the tamper check.")
 	// kube-proxy's ports (10249, 10256) plus 100, so that both can run on one node.
 	flag.StringVar(&opts.MetricsBindAddress, "metrics-bind-address", "127.0.0.1:10349", "The address /metrics is served on (plain HTTP); 0 disables it.")
 	flag.StringVar(&opts.HealthzBindAddress, "healthz-bind-address", "0.0.0.0:10356", "The address /healthz is served on; 0 disables it.")

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -91,6 +92,13 @@ type Agent struct {
 	hc      *healthcheck.Server
 	metrics *metrics
 	changes changeLog
+
+	// events counts the changes the handlers have seen; syncedEvents is its value
+	// when the last successful sync started (only sync touches it), so that a
+	// periodic partial sync with nothing new is skipped.
+	events       atomic.Uint64
+	syncedEvents uint64
+	synced       bool
 
 	// lastHealthCheckErr is the text of the last error hc.Sync returned, ""
 	// when it succeeded; only sync touches it.
@@ -304,6 +312,16 @@ func (a *Agent) desired(ctx context.Context) (*model.State, error) {
 // sync is the Runner's SyncFunc: one pass from the cache to the kernel.
 func (a *Agent) sync(ctx context.Context, full bool) error {
 	log := logf.FromContext(ctx)
+	events := a.events.Load()
+	if !full && a.synced && events == a.syncedEvents {
+		// Nothing changed since the last successful sync, and the tamper check
+		// looks after the kernel between syncs: a partial sync would write the
+		// same rules again, which at 10,000 service ports costs seconds of
+		// iptables-legacy for nothing. Full resyncs still run every
+		// --full-sync-period.
+		log.V(2).Info("nothing changed since the last sync; skipped")
+		return nil
+	}
 	start := a.now()
 	changed := a.changes.take()
 	a.health.SyncStarted()
@@ -319,9 +337,15 @@ func (a *Agent) sync(ctx context.Context, full bool) error {
 		// The changes are not in the kernel yet: their latency is measured when a
 		// later sync puts them there.
 		a.changes.putBack(changed)
+		if ctx.Err() != nil {
+			// Stopped mid-sync: not a failure of the node, nothing to report.
+			log.V(1).Info("sync interrupted by shutdown", "full", full)
+			return err
+		}
 		log.Error(err, "sync failed; the next one will be a full resync", "full", full)
 		return err
 	}
+	a.syncedEvents, a.synced = events, true
 	for _, t := range changed {
 		a.metrics.programmingLatency.Observe(max(0, end.Sub(t).Seconds()))
 	}

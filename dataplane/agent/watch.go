@@ -35,9 +35,15 @@ func (a *Agent) handler(kind client.Object) toolscache.ResourceEventHandler {
 	_, isNode := kind.(*corev1.Node)
 	return toolscache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, isInInitialList bool) {
-			// What existed before the agent started says nothing about how fast
-			// it programs changes.
-			a.changed(obj, !isInInitialList && !isNode, false)
+			if isInInitialList {
+				// The cache holds it before the first sync starts (Run syncs only
+				// once every informer has listed what exists), so it needs no
+				// sync of its own: handlers see the initial list after the cache
+				// has it, and asking again would run a no-op sync right after
+				// the first (seconds at 10,000 service ports).
+				return
+			}
+			a.changed(obj, !isNode, false)
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, oerr := meta.Accessor(oldObj)
@@ -61,6 +67,7 @@ func (a *Agent) handler(kind client.Object) toolscache.ResourceEventHandler {
 
 // changed records a change of obj and asks for a sync.
 func (a *Agent) changed(obj any, measure, deleted bool) {
+	a.events.Add(1)
 	a.health.QueuedUpdate()
 	if measure {
 		a.changes.add(changeTime(obj, deleted, a.now()))

@@ -232,6 +232,10 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 		flushed, err := b.flushedTables(ctx, f)
 		stats.Check = b.now().Sub(stats.Start)
 		switch {
+		case err != nil && ctx.Err() != nil:
+			// Stopped (agent shutdown): not a sign of tampering, and not an error
+			// worth a stack trace; the next agent starts with a full sync anyway.
+			return ctx.Err()
 		case err != nil:
 			log.Error(err, "cannot tell whether the rules are still in place; resyncing fully")
 			full = true

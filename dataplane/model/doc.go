@@ -30,4 +30,10 @@ limitations under the License.
 // is what status says svcplane allocated (cluster IPs, node ports, health check node
 // port, load-balancer ingress), plus the spec fields kube-proxy reads directly
 // (external IPs, session affinity, traffic policies, source ranges).
+//
+// Decide is the backend-neutral core every backend renders from: for one service
+// port, which endpoints internal and external traffic go to, whether traffic with
+// nowhere to go is rejected or dropped, whether the external entry and the
+// load-balancer source filter exist, and affinity. Backends decide nothing of
+// that themselves, so that every mode sends the same packet to the same place.
 package model

@@ -420,6 +420,11 @@ func (r *AllocationReconciler) restore(ctx context.Context) error {
 // is reclaimed.
 func (r *AllocationReconciler) repair(ctx context.Context) error {
 	log := logf.FromContext(ctx).WithName("repair")
+	if r.APIReachable != nil && !r.APIReachable() {
+		// Nothing can be listed; the monitor has said so once, and the recovery
+		// pass catches up when the API server is back.
+		return nil
+	}
 	if err := r.restore(ctx); err != nil {
 		return err
 	}

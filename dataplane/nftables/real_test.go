@@ -23,7 +23,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	dt "github.com/svcplane/svcplane/dataplane/dataplanetest"
+	"github.com/svcplane/svcplane/dataplane/model"
 )
 
 // skipOrFail skips the test, or fails it on CI, where nothing may be skipped.
@@ -78,5 +83,80 @@ func TestRealNftTakesTheGoldens(t *testing.T) {
 				t.Fatalf("nft flush ruleset: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+const envInner = "SVCPLANE_NFT_TEST_NETNS"
+
+// TestRealBackend runs the backend against the real kernel, in a network namespace
+// of its own (the test binary runs itself again inside it, since nft programs the
+// namespace it runs in): a full sync of every kind of Service, a partial one, the
+// netlink table check before and after someone deletes the table, the repair, and
+// Cleanup.
+func TestRealBackend(t *testing.T) {
+	if os.Getenv(envInner) == "" {
+		ns := testNetns(t)
+		cmd := exec.Command("ip", "netns", "exec", ns, os.Args[0], "-test.run", "^TestRealBackend$", "-test.v")
+		cmd.Env = append(os.Environ(), envInner+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("in %s: %v\n%s", ns, err, out)
+		}
+		t.Logf("in %s:\n%s", ns, out)
+		return
+	}
+	ctx := t.Context()
+	b, err := NewForNode(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := dt.BehaviourState
+	if err := b.Sync(ctx, st); err != nil {
+		t.Fatalf("full sync: %v", err)
+	}
+	for _, f := range model.Families {
+		if intact, err := NetlinkIntact(ctx, f); err != nil || !intact {
+			t.Fatalf("%s table after a sync: intact %v, %v", f, intact, err)
+		}
+	}
+	if tampered, err := b.Tampered(ctx); err != nil || tampered {
+		t.Fatalf("Tampered after a sync: %v, %v", tampered, err)
+	}
+	next := dt.State(append(slices.Clone(st.IPv4.ServicePorts[1:]), st.IPv6.ServicePorts...)...)
+	if err := b.Sync(ctx, next); err != nil {
+		t.Fatalf("partial sync: %v", err)
+	}
+	if s := b.LastSync(model.IPv4); s.Full || s.Deleted == 0 {
+		t.Errorf("partial sync removing a service: %+v, want a partial one deleting its chains", s)
+	}
+
+	if out, err := exec.Command("nft", "delete", "table", "ip", TableName).CombinedOutput(); err != nil {
+		t.Fatalf("nft delete table: %v\n%s", err, out)
+	}
+	if intact, err := NetlinkIntact(ctx, model.IPv4); err != nil || intact {
+		t.Fatalf("deleted table: intact %v, %v", intact, err)
+	}
+	if tampered, err := b.Tampered(ctx); err != nil || !tampered {
+		t.Fatalf("Tampered after the table's deletion: %v, %v", tampered, err)
+	}
+	if err := b.Sync(ctx, next); err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	if s := b.LastSync(model.IPv4); !s.Full {
+		t.Errorf("the repair: %+v, want a full sync", s)
+	}
+	if intact, err := NetlinkIntact(ctx, model.IPv4); err != nil || !intact {
+		t.Fatalf("repaired table: intact %v, %v", intact, err)
+	}
+
+	if err := CleanupNode(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	if err != nil || strings.Contains(string(out), TableName) {
+		t.Errorf("after cleanup, nft list tables: %v\n%s", err, out)
+	}
+	if err := CleanupNode(ctx); err != nil {
+		t.Errorf("a second cleanup: %v", err)
 	}
 }

@@ -32,6 +32,10 @@ const (
 	DefaultSyncPeriod    = 30 * time.Second
 )
 
+// MinimumPeriod is the least sync and check period a Runner accepts: below it a
+// typo (--sync-period=1ns) would turn the loop into a busy one.
+const MinimumPeriod = 100 * time.Millisecond
+
 // DefaultCheckPeriod is how often a RunnerConfig.Check runs by default: a flushed
 // table is noticed within five seconds, for the price of listing two small chains.
 const DefaultCheckPeriod = 5 * time.Second
@@ -121,14 +125,17 @@ func NewRunner(fn SyncFunc, cfg RunnerConfig) (*Runner, error) {
 	if cfg.MinSyncPeriod < 0 {
 		errs = append(errs, fmt.Errorf("min sync period %v must not be negative", cfg.MinSyncPeriod))
 	}
+	if cfg.SyncPeriod < MinimumPeriod {
+		errs = append(errs, fmt.Errorf("sync period %v must be at least %v", cfg.SyncPeriod, MinimumPeriod))
+	}
 	if cfg.SyncPeriod < cfg.MinSyncPeriod {
 		errs = append(errs, fmt.Errorf("sync period %v must not be shorter than min sync period %v", cfg.SyncPeriod, cfg.MinSyncPeriod))
 	}
 	if cfg.FullSyncPeriod < cfg.SyncPeriod {
 		errs = append(errs, fmt.Errorf("full sync period %v must not be shorter than sync period %v", cfg.FullSyncPeriod, cfg.SyncPeriod))
 	}
-	if cfg.CheckPeriod < 0 {
-		errs = append(errs, fmt.Errorf("check period %v must not be negative", cfg.CheckPeriod))
+	if cfg.CheckPeriod < MinimumPeriod {
+		errs = append(errs, fmt.Errorf("check period %v must be at least %v", cfg.CheckPeriod, MinimumPeriod))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ package dataplane
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,6 +172,12 @@ func TestNewRunnerValidates(t *testing.T) {
 	}
 	if _, err := NewRunner(nil, RunnerConfig{SyncPeriod: time.Minute, FullSyncPeriod: time.Second}); err == nil {
 		t.Errorf("NewRunner accepted a full sync period shorter than the sync period")
+	}
+	if _, err := NewRunner(nil, RunnerConfig{SyncPeriod: time.Nanosecond}); err == nil || !strings.Contains(err.Error(), "sync period 1ns must be at least 100ms") {
+		t.Errorf("NewRunner with a 1ns sync period: %v", err)
+	}
+	if _, err := NewRunner(nil, RunnerConfig{CheckPeriod: time.Nanosecond}); err == nil || !strings.Contains(err.Error(), "check period 1ns must be at least 100ms") {
+		t.Errorf("NewRunner with a 1ns check period: %v", err)
 	}
 	r, err := NewRunner(nil, RunnerConfig{})
 	if err != nil {

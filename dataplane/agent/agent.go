@@ -313,7 +313,7 @@ func (a *Agent) desired(ctx context.Context) (*model.State, error) {
 func (a *Agent) sync(ctx context.Context, full bool) error {
 	log := logf.FromContext(ctx)
 	events := a.events.Load()
-	if !full && a.synced && events == a.syncedEvents {
+	if !full && a.synced && events == a.syncedEvents && !draining(a.opts.Backend) {
 		// Nothing changed since the last successful sync, and the tamper check
 		// looks after the kernel between syncs: a partial sync would write the
 		// same rules again, which at 10,000 service ports costs seconds of
@@ -354,6 +354,14 @@ func (a *Agent) sync(ctx context.Context, full bool) error {
 	log.V(1).Info("synced", "full", full, "duration", end.Sub(start),
 		"servicePorts", len(st.IPv4.ServicePorts)+len(st.IPv6.ServicePorts))
 	return nil
+}
+
+// draining reports whether b (the IPVS mode) has real servers draining at weight
+// 0: only a sync removes them once their connections end, so periodic syncs must
+// run even when nothing changes.
+func draining(b dataplane.Backend) bool {
+	d, ok := b.(interface{ Draining() bool })
+	return ok && d.Draining()
 }
 
 // reportHealthCheckErr logs err, what the health check node ports' Sync returned,

@@ -39,6 +39,22 @@ import (
 // than the wait), while a change is still synced at once. Addresses: cluster IPs in
 // 10.96.0.0/12, node 192.0.2.10 (TEST-NET-1).
 func TestIdleAgentDoesNotResync(t *testing.T) {
+	testIdleAgent(t, false)
+}
+
+// TestDrainingAgentResyncs checks that an agent whose backend has real servers
+// draining (the IPVS mode) keeps its periodic syncs, which remove them once their
+// connections end.
+func TestDrainingAgentResyncs(t *testing.T) {
+	testIdleAgent(t, true)
+}
+
+// drainingBackend is a backend that always has something draining.
+type drainingBackend struct{ *iptables.Backend }
+
+func (drainingBackend) Draining() bool { return true }
+
+func testIdleAgent(t *testing.T, drains bool) {
 	cfg, c := startAPIServer(t)
 	ctx := t.Context()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}
@@ -71,10 +87,14 @@ func TestIdleAgentDoesNotResync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var b dataplane.Backend = backend
+	if drains {
+		b = drainingBackend{backend}
+	}
 	reg := prometheus.NewRegistry()
 	a, err := New(cfg, Options{
 		NodeName: "node-a",
-		Backend:  backend,
+		Backend:  b,
 		// A periodic sync every 200ms if the agent ran no-op syncs; full resyncs
 		// out of reach of the test.
 		Runner:   dataplane.RunnerConfig{MinSyncPeriod: 10 * time.Millisecond, SyncPeriod: 200 * time.Millisecond, FullSyncPeriod: time.Hour},
@@ -101,6 +121,12 @@ func TestIdleAgentDoesNotResync(t *testing.T) {
 		return nil
 	})
 	time.Sleep(2 * time.Second) // ten sync periods
+	if drains {
+		if n := syncs(); n < 3 {
+			t.Errorf("%v syncs in ten sync periods while draining, want periodic syncs", n)
+		}
+		return
+	}
 	if n := syncs(); n != 1 {
 		t.Errorf("%v syncs with nothing changing after the first, want 1: no-op syncs cost seconds at scale", n)
 	}

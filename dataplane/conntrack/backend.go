@@ -199,6 +199,13 @@ func (b *Backend) Tampered(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
+// Draining passes on the wrapped backend's Draining (the IPVS mode's real servers
+// at weight 0, which only a sync removes), false when it has none.
+func (b *Backend) Draining() bool {
+	d, ok := b.inner.(interface{ Draining() bool })
+	return ok && d.Draining()
+}
+
 // BytesWritten implements dataplane.WriteReporter for the wrapped backend, when it
 // is one: clearing conntrack entries writes no rules.
 func (b *Backend) BytesWritten(family model.Family, since time.Time) (int, bool) {

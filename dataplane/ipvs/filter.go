@@ -77,14 +77,28 @@ type filterWant struct {
 	// rules identifies the fixed rules (masquerade settings); a change rewrites
 	// the table.
 	rules string
-	// elems are the elements of each set, by their key joined with " . ".
-	elems map[string]map[string][]string
+	// elems are the elements of each set. They are comparable values, turned
+	// into nft's text only when written: a sync compares every port's
+	// elements, and building their text each time would cost more than the rest
+	// of a one-Service change among thousands.
+	elems map[string]map[elemKey]struct{}
+}
+
+// elemKey is one element of one set or map of the filter table; which fields
+// mean something depends on the set (see fields).
+type elemKey struct {
+	addr   netip.Addr
+	proto  model.Protocol
+	port   uint16
+	addr2  netip.Addr   // hairpin's second address, the short circuit's cluster IP
+	port2  uint16       // the short circuit's service port
+	prefix netip.Prefix // an allowed source range
 }
 
 func newFilterWant(v *model.View) *filterWant {
-	fw := &filterWant{elems: map[string]map[string][]string{}}
+	fw := &filterWant{elems: map[string]map[elemKey]struct{}{}}
 	for _, s := range filterSets {
-		fw.elems[s] = map[string][]string{}
+		fw.elems[s] = map[elemKey]struct{}{}
 	}
 	switch {
 	case v.MasqueradeAll:
@@ -95,15 +109,32 @@ func newFilterWant(v *model.View) *filterWant {
 	return fw
 }
 
-func (fw *filterWant) add(set string, key ...string) {
-	fw.elems[set][strings.Join(key, " . ")] = key
+func (fw *filterWant) add(set string, k elemKey) {
+	fw.elems[set][k] = struct{}{}
 }
 
-// mapValue separates a map element's key from its value in filterWant.elems.
-const mapValue = " : "
+// element returns k as an element of set or map s, in nft's words.
+func element(s string, k elemKey) *knftables.Element {
+	svc := func() []string {
+		return []string{k.addr.String(), protoKey(k.proto), strconv.Itoa(int(k.port))}
+	}
+	switch s {
+	case setServiceIPs:
+		return &knftables.Element{Set: s, Key: []string{k.addr.String()}}
+	case setHairpin:
+		return &knftables.Element{Set: s, Key: []string{k.addr.String(), k.addr2.String()}}
+	case setFirewallAllow:
+		return &knftables.Element{Set: s, Key: append(svc(), k.prefix.String())}
+	case mapShortCircuit:
+		return &knftables.Element{Map: s, Key: svc(), Value: []string{k.addr2.String(), strconv.Itoa(int(k.port2))}}
+	}
+	return &knftables.Element{Set: s, Key: svc()}
+}
 
-func (fw *filterWant) addMap(m string, key, value []string) {
-	fw.elems[m][strings.Join(key, " . ")+mapValue+strings.Join(value, " . ")] = append(append(slices.Clone(key), mapValue), value...)
+// elementText is the text of element(s, k) that orders a transaction.
+func elementText(s string, k elemKey) string {
+	e := element(s, k)
+	return strings.Join(e.Key, " . ") + " : " + strings.Join(e.Value, " . ")
 }
 
 func protoKey(p model.Protocol) string { return strings.ToLower(string(p)) }
@@ -111,58 +142,67 @@ func protoKey(p model.Protocol) string { return strings.ToLower(string(p)) }
 // addPort records what service port p's virtual servers need from the filter
 // stage.
 func (fw *filterWant) addPort(p *model.ServicePort, pol model.PortPolicy, nodeAddrs []netip.Addr) {
-	proto := protoKey(p.Name.Protocol)
-	port := strconv.Itoa(int(p.Port))
-	bound := func(addr netip.Addr) {
-		fw.add(setServiceIPs, addr.String())
-		fw.add(setServicePorts, addr.String(), proto, port)
+	proto := p.Name.Protocol
+	svc := func(a netip.Addr, port uint16) elemKey { return elemKey{addr: a, proto: proto, port: port} }
+	bound := func(a netip.Addr) {
+		fw.add(setServiceIPs, elemKey{addr: a})
+		fw.add(setServicePorts, svc(a, p.Port))
 	}
 	if p.ClusterIP.IsValid() {
-		fw.add(setClusterIPs, p.ClusterIP.String(), proto, port)
+		fw.add(setClusterIPs, svc(p.ClusterIP, p.Port))
 		bound(p.ClusterIP)
 		if pol.Internal.Verdict == model.Drop {
-			fw.add(setDrop, p.ClusterIP.String(), proto, port)
-		}
-	}
-	for _, a := range append(slices.Clone(p.ExternalIPs), p.LoadBalancerIPs...) {
-		bound(a)
-	}
-	external := func(addr netip.Addr, port string) {
-		if pol.ShortCircuit && pol.ExternalEntry && p.ClusterIP.IsValid() {
-			fw.add(setShortCircuit, addr.String(), proto, port)
-			fw.addMap(mapShortCircuit, []string{addr.String(), proto, port}, []string{p.ClusterIP.String(), strconv.Itoa(int(p.Port))})
-		}
-		switch {
-		case pol.External.Verdict == model.Drop:
-			fw.add(setDrop, addr.String(), proto, port)
-		case pol.External.Verdict == model.Forward && pol.MasqueradeExternal:
-			fw.add(setExternalMasq, addr.String(), proto, port)
+			fw.add(setDrop, svc(p.ClusterIP, p.Port))
 		}
 	}
 	for _, a := range p.ExternalIPs {
-		external(a, port)
+		bound(a)
 	}
 	for _, a := range p.LoadBalancerIPs {
-		external(a, port)
+		bound(a)
+	}
+	external := func(a netip.Addr, port uint16) {
+		if pol.ShortCircuit && pol.ExternalEntry && p.ClusterIP.IsValid() {
+			fw.add(setShortCircuit, svc(a, port))
+			k := svc(a, port)
+			k.addr2, k.port2 = p.ClusterIP, p.Port
+			fw.add(mapShortCircuit, k)
+		}
+		switch {
+		case pol.External.Verdict == model.Drop:
+			fw.add(setDrop, svc(a, port))
+		case pol.External.Verdict == model.Forward && pol.MasqueradeExternal:
+			fw.add(setExternalMasq, svc(a, port))
+		}
+	}
+	for _, a := range p.ExternalIPs {
+		external(a, p.Port)
+	}
+	for _, a := range p.LoadBalancerIPs {
+		external(a, p.Port)
 		if pol.Firewall {
-			fw.add(setFirewall, a.String(), proto, port)
+			fw.add(setFirewall, svc(a, p.Port))
 			for _, src := range pol.SourceRanges {
-				fw.add(setFirewallAllow, a.String(), proto, port, src.String())
+				k := svc(a, p.Port)
+				k.prefix = src
+				fw.add(setFirewallAllow, k)
 			}
 			if pol.AllowLoadBalancerSources {
 				for _, lb := range p.LoadBalancerIPs {
-					fw.add(setFirewallAllow, a.String(), proto, port, netip.PrefixFrom(lb, lb.BitLen()).String())
+					k := svc(a, p.Port)
+					k.prefix = netip.PrefixFrom(lb, lb.BitLen())
+					fw.add(setFirewallAllow, k)
 				}
 			}
 		}
 	}
 	if p.NodePort != 0 {
 		for _, a := range nodeAddrs {
-			external(a, strconv.Itoa(int(p.NodePort)))
+			external(a, p.NodePort)
 		}
 	}
 	for _, ep := range pol.Sets.Reachable {
-		fw.add(setHairpin, ep.Addr.String(), ep.Addr.String())
+		fw.add(setHairpin, elemKey{addr: ep.Addr, addr2: ep.Addr})
 	}
 }
 
@@ -202,11 +242,11 @@ func (ft *filterTable) sync(ctx context.Context, fw *filterWant, full bool) (boo
 		// among 10,000 more than all the rest.
 		for _, s := range filterSets {
 			old, cur := ft.applied.elems[s], fw.elems[s]
-			for _, k := range missing(old, cur) {
-				tx.Delete(element(s, old[k]))
+			for _, k := range missing(s, old, cur) {
+				tx.Delete(element(s, k))
 			}
-			for _, k := range missing(cur, old) {
-				tx.Add(element(s, cur[k]))
+			for _, k := range missing(s, cur, old) {
+				tx.Add(element(s, k))
 			}
 		}
 	}
@@ -221,25 +261,26 @@ func (ft *filterTable) sync(ctx context.Context, fw *filterWant, full bool) (boo
 	return true, nil
 }
 
-// missing returns the keys of a that b lacks, sorted.
-func missing(a, b map[string][]string) []string {
-	var out []string
+// missing returns the elements of set s in a that b lacks, in the order of
+// their text.
+func missing(s string, a, b map[elemKey]struct{}) []elemKey {
+	var out []elemKey
 	for k := range a {
 		if _, ok := b[k]; !ok {
 			out = append(out, k)
 		}
 	}
-	slices.Sort(out)
-	return out
+	return sortElements(s, out)
 }
 
-// element returns the element of set or map s recorded as key (a map's with
-// mapValue between its key and value).
-func element(s string, key []string) *knftables.Element {
-	if i := slices.Index(key, mapValue); i >= 0 {
-		return &knftables.Element{Map: s, Key: key[:i], Value: key[i+1:]}
+// sortElements sorts ks by their text in set s.
+func sortElements(s string, ks []elemKey) []elemKey {
+	texts := make(map[elemKey]string, len(ks))
+	for _, k := range ks {
+		texts[k] = elementText(s, k)
 	}
-	return &knftables.Element{Set: s, Key: key}
+	slices.SortFunc(ks, func(a, b elemKey) int { return strings.Compare(texts[a], texts[b]) })
+	return ks
 }
 
 // writeAll adds to tx the whole table: base chains, rules, sets and fw's
@@ -310,8 +351,8 @@ func (ft *filterTable) writeAll(tx *knftables.Transaction, fw *filterWant) {
 	tx.Add(&knftables.Rule{Chain: "filter-input", Rule: knftables.Concat(
 		ip, "daddr", "@"+setServiceIPs, dst, "!=", "@"+setServicePorts, "reject")})
 	for _, s := range filterSets {
-		for _, k := range slices.Sorted(maps.Keys(fw.elems[s])) {
-			tx.Add(element(s, fw.elems[s][k]))
+		for _, k := range sortElements(s, slices.Collect(maps.Keys(fw.elems[s]))) {
+			tx.Add(element(s, k))
 		}
 	}
 }

@@ -287,14 +287,35 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 		log.Info("deleting someone else's rule that jumps into a chain being removed", "table", TableNAT, "rule", "-A "+rule)
 	}
 
-	if err := b.exec.Restore(ctx, f, out.payload); err != nil {
+	payload := out.payload
+	var natHooks map[int]hookState
+	if full && existing != nil {
+		// The nat hooks the listing shows missing go into the payload itself,
+		// and the ones it shows in place need no iptables -C: with
+		// iptables-legacy each -C or -I reads (and -I rewrites) the whole nat
+		// table, seconds apiece at 10,000 service ports, where kube-proxy's
+		// jumps go in while its table is still small.
+		natHooks = natHookStates(existing)
+		var missing []Jump
+		for i, j := range hooks {
+			if s, ok := natHooks[i]; ok && s == hookMissing {
+				missing = append(missing, j)
+			}
+		}
+		payload = withHooks(payload, missing)
+		stats.PayloadBytes = len(payload)
+	}
+	if err := b.exec.Restore(ctx, f, payload); err != nil {
 		return err
 	}
 	if full {
-		// Hooks go in after the restore, which creates the chains they jump to.
-		// Installing them in reverse order at the top of each built-in chain
-		// leaves them in the order of hooks.
+		// The other hooks go in after the restore, which creates the chains they
+		// jump to. Installing them in reverse order at the top of each built-in
+		// chain leaves them in the order of hooks.
 		for i := len(hooks) - 1; i >= 0; i-- {
+			if s, ok := natHooks[i]; ok && s != hookUnknown {
+				continue
+			}
 			if err := b.exec.EnsureJump(ctx, f, hooks[i]); err != nil {
 				return fmt.Errorf("installing hook: %w", err)
 			}
@@ -404,10 +425,79 @@ func parseSavedNAT(saved []byte) *savedNAT {
 	rewritten := func(chain string) bool {
 		return isServiceChain(chain) || chain == chainCanary || slices.Contains(fixedChains[TableNAT], chain)
 	}
+	builtin := func(chain string) bool { return slices.Contains(builtinChains[TableNAT], chain) }
+	fixed := func(chain string) bool { return slices.Contains(fixedChains[TableNAT], chain) }
 	return &savedNAT{
 		chains: savedChains(saved),
 		jumps:  savedJumps(saved, func(chain string) bool { return !rewritten(chain) }, isServiceChain),
+		hooks:  savedJumps(saved, builtin, fixed),
 	}
+}
+
+// hookState is what a full sync's listing of the nat table says of one hook.
+type hookState int
+
+const (
+	// hookUnknown: a rule in the hook's chain jumps to its target but reads
+	// differently (an older agent's hook, another iptables version's printing):
+	// iptables -C decides, after the restore.
+	hookUnknown hookState = iota
+	// hookPresent: the listing has the hook, word for word.
+	hookPresent
+	// hookMissing: nothing in the hook's chain jumps to its target.
+	hookMissing
+)
+
+// natHookStates tells, for each nat hook (by its index in hooks), whether the saved
+// table has it.
+func natHookStates(existing *savedNAT) map[int]hookState {
+	out := map[int]hookState{}
+	for i, j := range hooks {
+		if j.Table != TableNAT {
+			continue
+		}
+		state := hookMissing
+		want := append([]string{j.Chain}, j.Args()...)
+		for _, h := range existing.hooks {
+			chain, _, _ := strings.Cut(h.rule, " ")
+			if chain != j.Chain || h.target != j.Target {
+				continue
+			}
+			if args, err := tokenize(h.rule); err == nil && slices.Equal(args, want) {
+				state = hookPresent
+				break
+			}
+			state = hookUnknown
+		}
+		out[i] = state
+	}
+	return out
+}
+
+// withHooks returns payload (ending with the nat table's COMMIT) with the missing
+// hooks inserted at the top of their chains, in the order of hooks, inside the same
+// transaction.
+func withHooks(payload []byte, missing []Jump) []byte {
+	if len(missing) == 0 {
+		return payload
+	}
+	body, ok := bytes.CutSuffix(payload, []byte("COMMIT\n"))
+	if !ok {
+		return payload
+	}
+	var b bytes.Buffer
+	b.Grow(len(payload) + 128*len(missing))
+	b.Write(body)
+	for i := len(missing) - 1; i >= 0; i-- {
+		j := missing[i]
+		b.WriteString("-I " + j.Chain + " 1")
+		for _, m := range j.Match {
+			b.WriteString(" " + m)
+		}
+		b.WriteString(" -m comment --comment " + saveString(j.Comment) + " -j " + j.Target + "\n")
+	}
+	b.WriteString("COMMIT\n")
+	return b.Bytes()
 }
 
 // savedJump is one rule of iptables-save output that jumps to another chain.

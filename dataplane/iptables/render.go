@@ -61,6 +61,9 @@ type savedNAT struct {
 	// sync rewrites: a built-in chain, someone else's chain, or one of ours this
 	// version no longer writes. Such a rule stops the chain from being deleted.
 	jumps []savedJump
+	// hooks are the rules of the built-in chains that jump to one of our fixed
+	// chains: the hooks a full sync would otherwise look for with iptables -C.
+	hooks []savedJump
 }
 
 // renderer turns one family's View into an iptables-restore payload. Rules are

@@ -275,11 +275,18 @@ func missing(s string, a, b map[elemKey]struct{}) []elemKey {
 
 // sortElements sorts ks by their text in set s.
 func sortElements(s string, ks []elemKey) []elemKey {
-	texts := make(map[elemKey]string, len(ks))
-	for _, k := range ks {
-		texts[k] = elementText(s, k)
+	type text struct {
+		t string
+		k elemKey
 	}
-	slices.SortFunc(ks, func(a, b elemKey) int { return strings.Compare(texts[a], texts[b]) })
+	texts := make([]text, len(ks))
+	for i, k := range ks {
+		texts[i] = text{elementText(s, k), k}
+	}
+	slices.SortFunc(texts, func(a, b text) int { return strings.Compare(a.t, b.t) })
+	for i := range texts {
+		ks[i] = texts[i].k
+	}
 	return ks
 }
 

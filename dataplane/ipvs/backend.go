@@ -459,7 +459,9 @@ func (b *Backend) ours(vs *VirtualServer, bound map[netip.Addr]bool, local []net
 
 // desired returns every virtual server desired wants, with its real servers.
 func (b *Backend) desired(desired *model.State) (map[VirtualKey]*desiredServer, map[model.Family]*filterWant, error) {
-	want := map[VirtualKey]*desiredServer{}
+	// Sized like the last sync's, so that a sync of 10,000 ports does not grow
+	// its maps step by step.
+	want := make(map[VirtualKey]*desiredServer, len(b.applied))
 	filters := map[model.Family]*filterWant{}
 	var errs []error
 	add := func(d *desiredServer) {
@@ -479,7 +481,11 @@ func (b *Backend) desired(desired *model.State) (map[VirtualKey]*desiredServer, 
 		if !v.NodePortsOnAllAddresses {
 			nodeAddrs = v.NodePortAddresses
 		}
-		fw := newFilterWant(v)
+		var last *filterWant
+		if ft := b.filters[f]; ft != nil {
+			last = ft.applied
+		}
+		fw := newFilterWant(v, last)
 		filters[f] = fw
 		for _, p := range v.ServicePorts {
 			if _, err := protoNumber(p.Name.Protocol); err != nil {

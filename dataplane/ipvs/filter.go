@@ -95,10 +95,15 @@ type elemKey struct {
 	prefix netip.Prefix // an allowed source range
 }
 
-func newFilterWant(v *model.View) *filterWant {
+// newFilterWant returns an empty filterWant of v, its sets sized like last's.
+func newFilterWant(v *model.View, last *filterWant) *filterWant {
 	fw := &filterWant{elems: map[string]map[elemKey]struct{}{}}
 	for _, s := range filterSets {
-		fw.elems[s] = map[elemKey]struct{}{}
+		n := 0
+		if last != nil {
+			n = len(last.elems[s])
+		}
+		fw.elems[s] = make(map[elemKey]struct{}, n)
 	}
 	switch {
 	case v.MasqueradeAll:

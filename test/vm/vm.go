@@ -152,6 +152,21 @@ func RunTests(t *testing.T, opts Options) {
 	if mem == 0 {
 		mem = 1024
 	}
+	start := time.Now()
+	res, err := boot(qemu, kernel, initrd, mem, timeout, func(line string) { t.Log("guest: " + line) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("VM ran for %s (booted in %s)", time.Since(start).Round(time.Second), res.bootTime.Round(time.Second))
+	if msg := res.failure(); msg != "" {
+		t.Fatal(msg)
+	}
+}
+
+// boot runs qemu on kernel and initrd until the guest powers off, panics or
+// timeout passes, passing the test output to emit. The error is for qemu that
+// does not start; what the guest did is in the result.
+func boot(qemu, kernel, initrd string, mem int, timeout time.Duration, emit func(string)) (*consoleResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu,
@@ -159,31 +174,35 @@ func RunTests(t *testing.T, opts Options) {
 		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd,
 		"-append", "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init")
-	cmd.Stdin = nil
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", qemu, err)
+		return nil, fmt.Errorf("start %s: %w", qemu, err)
 	}
-	res := readConsole(stdout, func(line string) { t.Log("guest: " + line) })
-	waitErr := cmd.Wait()
-	t.Logf("VM ran for %s (booted in %s)", time.Since(start).Round(time.Second), res.bootTime.Round(time.Second))
+	res := readConsole(stdout, emit)
+	res.qemu = describeExit(ctx, cmd.Wait())
+	res.stderr = stderr.String()
+	return res, nil
+}
 
+// failure returns why the run failed, with the guest's console when it did not
+// boot to its tests; "" when the tests passed.
+func (res *consoleResult) failure() string {
 	switch {
 	case !res.started:
-		t.Fatalf("the guest did not boot to its tests (qemu: %v, %s)\nguest console:\n%s\nqemu stderr:\n%s",
-			describeExit(ctx, waitErr), timeout, res.console.String(), stderr.String())
+		return fmt.Sprintf("the guest did not boot to its tests (qemu: %s)\nguest console:\n%s\nqemu stderr:\n%s",
+			res.qemu, res.console.String(), res.stderr)
 	case res.exit < 0:
-		t.Fatalf("the guest's tests did not finish (qemu: %v)\nguest console from the start of the tests is above; qemu stderr:\n%s",
-			describeExit(ctx, waitErr), stderr.String())
+		return fmt.Sprintf("the guest's tests did not finish (qemu: %s)\nguest console from the start of the tests is above; qemu stderr:\n%s",
+			res.qemu, res.stderr)
 	case res.exit != 0:
-		t.Fatalf("the tests inside the VM failed: exit status %d (their output is above)", res.exit)
+		return fmt.Sprintf("the tests inside the VM failed: exit status %d (their output is above)", res.exit)
 	}
+	return ""
 }
 
 func describeExit(ctx context.Context, err error) string {
@@ -202,6 +221,8 @@ type consoleResult struct {
 	started  bool         // the init reached the test binary
 	exit     int          // its exit status; -1 when it never finished
 	bootTime time.Duration
+	qemu     string // how qemu ended
+	stderr   string // qemu's own messages
 }
 
 // readConsole reads the guest's serial console until EOF, passing each line after

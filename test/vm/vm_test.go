@@ -20,7 +20,11 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/ipvs"
 	"github.com/vishvananda/netlink"
@@ -71,5 +75,53 @@ func TestGuestKernel(t *testing.T) {
 	bad.Port, bad.SchedName = 81, "nosuch"
 	if err := h.NewService(&bad); !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("NewService with an unknown scheduler = %v, want ENOENT", err)
+	}
+}
+
+// TestBootFailureShowsConsole: a guest that never reaches its tests fails the run
+// with its whole console, so that the reason (here: init exits, the kernel
+// panics) is in the test output.
+func TestBootFailureShowsConsole(t *testing.T) {
+	if InGuest() {
+		t.Skip("boots a VM of its own")
+	}
+	qemu, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		skipOrFail(t, "qemu-system-x86_64 is not installed: %v", err)
+	}
+	busybox, err := findBusybox()
+	if err != nil {
+		skipOrFail(t, "%v", err)
+	}
+	dir, err := fetchKernel(t)
+	if err != nil {
+		skipOrFail(t, "no kernel to boot: %v", err)
+	}
+	kernel, _, err := kernelFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(t.TempDir(), "broken.cpio")
+	f, err := os.Create(initrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newCPIOWriter(f)
+	w.file("init", 0o755, []byte("#!/bin/busybox sh\n/bin/busybox echo broken-init-ran\nexit 3\n"))
+	w.copyFile("bin/busybox", busybox)
+	w.charDevice("dev/console", 5, 1)
+	if err := w.close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	res, err := boot(qemu, kernel, initrd, 256, 3*time.Minute, func(string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := res.failure()
+	for _, want := range []string{"the guest did not boot to its tests", "guest console:", "broken-init-ran", "Attempted to kill init"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("failure message lacks %q:\n%s", want, msg)
+		}
 	}
 }

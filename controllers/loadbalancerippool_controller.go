@@ -52,6 +52,10 @@ const (
 // reconciler has not yet restored which addresses Services hold.
 const restoreWait = time.Second
 
+// poolConflictRetry is how soon a pool status write that lost an optimistic-lock race
+// is tried again; the pool's own update event usually comes first.
+const poolConflictRetry = 100 * time.Millisecond
+
 // LoadBalancerIPPoolReconciler feeds LoadBalancerIPPools to the ippool provider and
 // writes back what the provider makes of them: how many addresses are used and free,
 // whether every entry is valid, and which other pools share addresses. The decisions
@@ -120,7 +124,17 @@ func (r *LoadBalancerIPPoolReconciler) Reconcile(ctx context.Context, req ctrl.R
 	}
 	updated := pool.DeepCopy()
 	updated.Status = *status
-	return ctrl.Result{}, r.Status().Patch(ctx, updated, client.MergeFromWithOptions(pool, client.MergeFromWithOptimisticLock{}))
+	if err := r.Status().Patch(ctx, updated, client.MergeFromWithOptions(pool, client.MergeFromWithOptimisticLock{})); err != nil {
+		if apierrors.IsConflict(err) {
+			// A pass on a stale copy (the cache had not seen the last status write
+			// yet, or the pool was edited): expected, so retried quietly on fresh data
+			// instead of returned as a reconciler error with a stack trace.
+			logf.FromContext(ctx).V(1).Info("LoadBalancerIPPool changed during this pass; retrying", "error", err.Error())
+			return ctrl.Result{RequeueAfter: poolConflictRetry}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
 }
 
 // Load hands every pool to the provider, read from the API server, so that the

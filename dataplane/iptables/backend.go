@@ -93,7 +93,17 @@ type familyState struct {
 	// checked is set when Tampered found the family's rules in place since its
 	// last Sync: the next partial sync need not list the canaries again.
 	checked bool
+	// natCheckedAt is when Tampered last listed the nat table.
+	natCheckedAt time.Time
 }
+
+// natCheckPeriod is how often Tampered lists the nat table when a listing reads the
+// whole table (iptables-legacy): at 10,000 service ports each listing takes seconds,
+// and the agent checks every few seconds. The filter table, small, is checked every
+// time, which catches a firewall reload (it flushes every table) at once; a flush of
+// the nat table alone is caught within natCheckPeriod, as kube-proxy checks its
+// canary once a sync period.
+const natCheckPeriod = time.Minute
 
 // New returns a Backend. Its first Sync is a full one.
 func New(opts Options) (*Backend, error) {
@@ -149,8 +159,16 @@ func (b *Backend) Tampered(ctx context.Context) (bool, error) {
 			continue // the next sync is full anyway
 		}
 		fs.checked = false
-		flushed, err := b.flushedTables(ctx, f)
-		if err == nil && len(flushed) == 0 && len(fs.applied) > 0 {
+		tables, checkNAT := canaryTables, true
+		if wt, ok := b.exec.(interface{ ReadsWholeTable() bool }); ok && wt.ReadsWholeTable() &&
+			!fs.natCheckedAt.IsZero() && b.now().Sub(fs.natCheckedAt) < natCheckPeriod {
+			tables, checkNAT = []Table{TableFilter}, false
+		}
+		if checkNAT {
+			fs.natCheckedAt = b.now()
+		}
+		flushed, err := b.flushedTables(ctx, f, tables)
+		if err == nil && len(flushed) == 0 && len(fs.applied) > 0 && checkNAT {
 			// The canary only tells a table flush; iptables -t nat -F SVCP-SERVICES
 			// empties the one chain every service hangs from. One more short
 			// listing catches that too.
@@ -241,7 +259,7 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	checked := fs.checked
 	fs.checked = false
 	if !full && !checked {
-		flushed, err := b.flushedTables(ctx, f)
+		flushed, err := b.flushedTables(ctx, f, canaryTables)
 		stats.Check = b.now().Sub(stats.Start)
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -326,11 +344,11 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	return nil
 }
 
-// flushedTables returns the tables of canaryTables whose canary chain is missing
+// flushedTables returns the tables (of canaryTables) whose canary chain is missing
 // or empty: something flushed them since the last full sync.
-func (b *Backend) flushedTables(ctx context.Context, f model.Family) ([]Table, error) {
+func (b *Backend) flushedTables(ctx context.Context, f model.Family, tables []Table) ([]Table, error) {
 	var flushed []Table
-	for _, t := range canaryTables {
+	for _, t := range tables {
 		// Any rule will do: comparing its text would tie the check to how one
 		// iptables version prints it, and a mismatch would make every sync full.
 		rules, exists, err := b.exec.ListRules(ctx, f, t, chainCanary)

@@ -193,7 +193,7 @@ func benchmarkApply(b *testing.B, variant string) {
 			b.Fatal(err)
 		}
 		for b.Loop() {
-			if flushed, err := backend.flushedTables(ctx, model.IPv4); err != nil || len(flushed) > 0 {
+			if flushed, err := backend.flushedTables(ctx, model.IPv4, canaryTables); err != nil || len(flushed) > 0 {
 				b.Fatalf("flushed %v, %v", flushed, err)
 			}
 		}

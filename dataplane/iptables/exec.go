@@ -50,6 +50,10 @@ type Exec struct {
 
 var _ Executor = &Exec{}
 
+// ReadsWholeTable reports whether listing one chain reads the whole table, as
+// iptables-legacy does: its kernel interface hands a table out only whole.
+func (e *Exec) ReadsWholeTable() bool { return e.Variant == "legacy" }
+
 // Restore runs iptables-restore --noflush, waiting for the xtables lock.
 func (e *Exec) Restore(ctx context.Context, family model.Family, payload []byte) error {
 	cmd := e.command(ctx, e.tool(family, "-restore"), "--noflush", "--wait")

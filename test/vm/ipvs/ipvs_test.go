@@ -163,7 +163,8 @@ func service(name string, clusterIP string, pods []string, opts ...func(*model.S
 	for _, name := range pods {
 		for _, pd := range w.pods {
 			if pd.name == name {
-				p.Endpoints = append(p.Endpoints, model.Endpoint{Addr: pd.addr, Port: serverPort, Ready: true, Serving: true, NodeName: "node"})
+				// The pods run in this VM, the node: their endpoints are local.
+				p.Endpoints = append(p.Endpoints, model.Endpoint{Addr: pd.addr, Port: serverPort, Ready: true, Serving: true, NodeName: "node", Local: true})
 			}
 		}
 	}
@@ -467,7 +468,11 @@ func TestLoadBalancerSourceRanges(t *testing.T) {
 func TestLocalWithoutLocalEndpointsDrops(t *testing.T) {
 	vm.RequireGuest(t)
 	svc := service("local-none", "10.96.0.22", allPods(), func(p *model.ServicePort) {
-		p.ExternalTrafficPolicy = model.PolicyLocal // and no endpoint is local
+		p.ExternalTrafficPolicy = model.PolicyLocal
+		for i := range p.Endpoints {
+			// As if every pod ran on another node.
+			p.Endpoints[i].Local, p.Endpoints[i].NodeName = false, "node-b"
+		}
 	})
 	apply(t, svc)
 	if c, err := w.dialTimeout(netip.AddrPortFrom(nodeAddr, svc.NodePort), time.Second); err == nil {
@@ -489,13 +494,18 @@ func isTimeout(err error) bool {
 }
 
 // TestShortCircuitAndHairpin: a pod, and the node itself, reaching an eTP Local
-// node port without a local endpoint take the Cluster path; a pod reaching itself
-// through its Service is masqueraded, so that its reply comes back through the
-// node.
+// node port take the Cluster path, not only the local endpoints; a pod reaching
+// itself through its Service is masqueraded, so that its reply comes back through
+// the node.
 func TestShortCircuitAndHairpin(t *testing.T) {
 	vm.RequireGuest(t)
-	svc := service("local-none", "10.96.0.23", allPods(), func(p *model.ServicePort) {
+	svc := service("local-one", "10.96.0.23", allPods(), func(p *model.ServicePort) {
 		p.ExternalTrafficPolicy = model.PolicyLocal
+		// Only pod-1 is local: external traffic goes to it alone, pods' and the
+		// node's to all three.
+		for i := 1; i < len(p.Endpoints); i++ {
+			p.Endpoints[i].Local, p.Endpoints[i].NodeName = false, "node-b"
+		}
 	})
 	apply(t, svc)
 	nodePort := netip.AddrPortFrom(nodeAddr, svc.NodePort)
@@ -519,11 +529,23 @@ func TestShortCircuitAndHairpin(t *testing.T) {
 	if !seen[pod1.name] || len(seen) != 3 {
 		t.Errorf("pods reached %v; want all three (rr over the cluster endpoints), pod-1 included", seen)
 	}
-	c, err := dialFrom(netns.None(), nodePort, 3*time.Second)
-	if err != nil {
-		t.Fatalf("the node → its own eTP Local node port: %v", err)
+	seen = map[string]bool{}
+	for range 3 {
+		c, err := dialFrom(netns.None(), nodePort, 3*time.Second)
+		if err != nil {
+			t.Fatalf("the node → its own eTP Local node port: %v", err)
+		}
+		c.reset()
+		seen[c.Pod] = true
 	}
-	c.reset()
+	if len(seen) != 3 {
+		t.Errorf("the node reached %v through its eTP Local node port; want all three pods", seen)
+	}
+	// The client outside goes to the local endpoint only, keeping its address.
+	got, err := w.hits(nodePort, 3)
+	if err != nil || got[pod1.name] != 3 {
+		t.Errorf("external client → eTP Local node port: %v, %v; want pod-1 only", got, err)
+	}
 }
 
 // TestOtherPortOfServiceIPRejected: a port of a service IP that no Service uses

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -187,7 +188,9 @@ func endpointsWorkload(ctx context.Context, b *bench, services, podsPerService i
 	zero := int64(0)
 	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Service{}, &v1alpha1.Service{}, &discoveryv1.EndpointSlice{}} {
 		if err := b.c.DeleteAllOf(ctx, obj, client.InNamespace(ns), client.GracePeriodSeconds(zero)); err != nil {
-			return nil, fmt.Errorf("cleaning %s: %w", ns, err)
+			// The measurement is done; a slow collection delete (thousands of
+			// Services) only leaves objects that the next point ignores.
+			fmt.Fprintf(os.Stderr, "warning: cleaning %s: %v\n", ns, err)
 		}
 	}
 	return res, nil

@@ -120,7 +120,7 @@ func run(ctx context.Context, fs *flag.FlagSet, args []string, reg prometheus.Re
 		errc <- w.Run(ctx)
 		cancel()
 	}()
-	var gatherer prometheus.Gatherer = prometheus.DefaultGatherer
+	gatherer := prometheus.DefaultGatherer
 	if g, ok := reg.(prometheus.Gatherer); ok {
 		gatherer = g
 	}

@@ -19,6 +19,7 @@ package iptables
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -720,7 +721,7 @@ func checkRule(family model.Family, tname Table, t *fakeTable, args []string) er
 		}
 	}
 	if negate {
-		return fmt.Errorf("dangling !")
+		return errors.New("a negation (!) with nothing after it")
 	}
 	return checkRecent(modules, recent)
 }

@@ -140,9 +140,9 @@ func withEndpoint(st *model.State, addr netip.Addr) *model.State {
 
 // stats are one sync's numbers, whichever the mode.
 type stats struct {
-	full                 bool
-	render, apply, total time.Duration
-	bytes                int
+	full          bool
+	render, apply time.Duration
+	bytes         int
 }
 
 type backend interface {

@@ -137,19 +137,26 @@ func dataplaneWorkload(ctx context.Context, b *bench, v variant, services, endpo
 		proxies[side] = x
 	}
 
-	// First sync: both started together; each is done when its histogram counts a sync.
-	for side, x := range proxies {
-		var first histogram
-		if err := waitUntil(ctx, 30*time.Minute, 100*time.Millisecond, func() (bool, error) {
+	// First sync: both started together; each is done when its histogram counts a
+	// sync. Both are polled in one loop, so that each one's time is its own.
+	pending := map[string]bool{sideSvcplane: true, sideKube: true}
+	if err := waitUntil(ctx, 30*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		for side := range pending {
+			x := proxies[side]
 			h, err := x.syncs(ctx)
-			first = h
-			return h.Count > 0, err
-		}); err != nil {
-			return nil, fmt.Errorf("%s: waiting for its first sync: %w", side, err)
+			if err != nil {
+				return false, fmt.Errorf("%s: waiting for its first sync: %w", side, err)
+			}
+			if h.Count > 0 {
+				s := pt.Sides[side]
+				s.FirstSyncReady = time.Since(x.started)
+				s.FirstSync = seconds(h.Sum / float64(h.Count))
+				delete(pending, side)
+			}
 		}
-		s := pt.Sides[side]
-		s.FirstSyncReady = time.Since(x.started)
-		s.FirstSync = seconds(first.Sum / float64(first.Count))
+		return len(pending) == 0, nil
+	}); err != nil {
+		return nil, err
 	}
 	// Idle: nothing changes; whatever they do now is their idle cost.
 	before := map[string]histogram{}

@@ -34,7 +34,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -62,34 +61,22 @@ const (
 // cloud's load balancers, what it holds outlives a manager restart.
 var fakeLB = newFakeProvider()
 
-// setupLoadBalancing wires the load balancer reconcilers as controllers/manager does,
-// ippool the default, and registers the fake provider next to it.
-func setupLoadBalancing(mgr ctrl.Manager) error {
+// suiteLoadBalancing configures the load balancer reconcilers as controllers/manager
+// does, ippool the default, with the fake provider registered next to it. Setup
+// wires them.
+func suiteLoadBalancing() (*LoadBalancerIPPoolReconciler, *LoadBalancerReconciler) {
+	GinkgoHelper()
 	pools := ippool.New()
 	registry := loadbalancer.NewRegistry()
-	if err := registry.Register(ippool.Name, pools); err != nil {
-		return err
-	}
-	if err := registry.Register(fakeClass, fakeLB); err != nil {
-		return err
-	}
-	if err := registry.SetDefault(ippool.Name); err != nil {
-		return err
-	}
-	poolReconciler := &LoadBalancerIPPoolReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Pools: pools}
-	if err := poolReconciler.SetupWithManager(mgr); err != nil {
-		return err
-	}
-	return (&LoadBalancerReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("svcplane-loadbalancer"),
+	Expect(registry.Register(ippool.Name, pools)).To(Succeed())
+	Expect(registry.Register(fakeClass, fakeLB)).To(Succeed())
+	Expect(registry.SetDefault(ippool.Name)).To(Succeed())
+	return &LoadBalancerIPPoolReconciler{Pools: pools}, &LoadBalancerReconciler{
 		Providers:               registry,
-		Preload:                 []func(context.Context) error{poolReconciler.Load},
 		MinRetryDelay:           testMinRetry,
 		MaxRetryDelay:           testMaxRetry,
 		MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr)
+	}
 }
 
 // fakeProvider is a strict, stateful provider: it remembers each load balancer and

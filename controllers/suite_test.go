@@ -120,8 +120,8 @@ type runningManager struct {
 	done   chan struct{}
 }
 
-// startManager starts a manager running the reconcilers, as cmd/manager
-// wires it, with its own fresh Book over the given ranges.
+// startManager starts a manager running the reconcilers through Setup, as
+// controllers/manager wires them, with its own fresh Book over the given ranges.
 func startManager(serviceCIDRs, nodePorts string, tune ...func(*AllocationReconciler)) *runningManager {
 	GinkgoHelper()
 	cidrs, err := ledger.ParseServiceCIDRs(serviceCIDRs)
@@ -138,9 +138,6 @@ func startManager(serviceCIDRs, nodePorts string, tune ...func(*AllocationReconc
 	})
 	Expect(err).NotTo(HaveOccurred())
 	allocation := &AllocationReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("svcplane-allocator"),
 		Book:                    book,
 		RepairInterval:          2 * time.Second,
 		MaxConcurrentReconciles: 4,
@@ -148,14 +145,18 @@ func startManager(serviceCIDRs, nodePorts string, tune ...func(*AllocationReconc
 	for _, t := range tune {
 		t(allocation)
 	}
-	Expect(allocation.SetupWithManager(mgr)).To(Succeed())
-	Expect((&EndpointSliceReconciler{
-		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("svcplane-endpointslice"),
-		MaxEndpointsPerSlice:    100,
-		MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr)).To(Succeed())
-	Expect(setupLoadBalancing(mgr)).To(Succeed())
+	pool, lb := suiteLoadBalancing()
+	// controllers.Setup is the wiring controllers/manager ships; only the
+	// configuration (ranges, periods, the fake provider) is the suite's.
+	Expect(Setup(mgr, Reconcilers{
+		Allocation: allocation,
+		EndpointSlice: &EndpointSliceReconciler{
+			MaxEndpointsPerSlice:    100,
+			MaxConcurrentReconciles: 4,
+		},
+		Pool:         pool,
+		LoadBalancer: lb,
+	})).To(Succeed())
 
 	ctx, stop := context.WithCancel(suiteCtx)
 	rm := &runningManager{book: book, cancel: stop, done: make(chan struct{})}

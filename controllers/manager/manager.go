@@ -24,7 +24,6 @@ package manager
 
 import (
 	"cmp"
-	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -262,16 +261,27 @@ func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, e
 	}
 
 	allocation := &controllers.AllocationReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("svcplane-allocator"),
 		Book:                    book,
 		RepairInterval:          cfg.RepairInterval,
 		MaxConcurrentReconciles: cfg.ConcurrentServiceSyncs,
 		DenyExternalIPs:         cfg.DenyExternalIPs,
 	}
-	if err := allocation.SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("unable to create the allocation controller: %w", err)
+	if err := controllers.Setup(mgr, controllers.Reconcilers{
+		Allocation: allocation,
+		EndpointSlice: &controllers.EndpointSliceReconciler{
+			MaxEndpointsPerSlice:    cfg.MaxEndpointsPerSlice,
+			BatchPeriod:             cfg.BatchPeriod,
+			MaxConcurrentReconciles: cfg.ConcurrentEndpointSyncs,
+		},
+		Pool: &controllers.LoadBalancerIPPoolReconciler{Pools: pools},
+		LoadBalancer: &controllers.LoadBalancerReconciler{
+			Providers:               registry,
+			MinRetryDelay:           cfg.LoadBalancerMinRetryDelay,
+			MaxRetryDelay:           cfg.LoadBalancerMaxRetryDelay,
+			MaxConcurrentReconciles: cfg.ConcurrentLoadBalancerSyncs,
+		},
+	}); err != nil {
+		return nil, err
 	}
 	monitor, err := newAPIMonitor(restCfg, allocation.Resync)
 	if err != nil {
@@ -280,31 +290,6 @@ func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, e
 	allocation.APIReachable = monitor.Reachable
 	if err := mgr.Add(monitor); err != nil {
 		return nil, err
-	}
-	if err := (&controllers.EndpointSliceReconciler{
-		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("svcplane-endpointslice"),
-		MaxEndpointsPerSlice:    cfg.MaxEndpointsPerSlice,
-		BatchPeriod:             cfg.BatchPeriod,
-		MaxConcurrentReconciles: cfg.ConcurrentEndpointSyncs,
-	}).SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("unable to create the endpointslice controller: %w", err)
-	}
-	poolReconciler := &controllers.LoadBalancerIPPoolReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Pools: pools}
-	if err := poolReconciler.SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("unable to create the loadbalancerippool controller: %w", err)
-	}
-	if err := (&controllers.LoadBalancerReconciler{
-		Client:                  mgr.GetClient(),
-		APIReader:               mgr.GetAPIReader(),
-		Recorder:                mgr.GetEventRecorder("svcplane-loadbalancer"),
-		Providers:               registry,
-		Preload:                 []func(context.Context) error{poolReconciler.Load},
-		MinRetryDelay:           cfg.LoadBalancerMinRetryDelay,
-		MaxRetryDelay:           cfg.LoadBalancerMaxRetryDelay,
-		MaxConcurrentReconciles: cfg.ConcurrentLoadBalancerSyncs,
-	}).SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("unable to create the loadbalancer controller: %w", err)
 	}
 
 	if err := mgr.Add(&coreRangeCheck{reader: mgr.GetAPIReader(), ours: cidrs}); err != nil {

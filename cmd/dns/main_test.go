@@ -36,15 +36,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/test/controlplane"
@@ -86,48 +80,12 @@ func decodeFile(t *testing.T, path string, obj any) {
 // a few values overridden) against a control plane, as config/dns's identity,
 // and asks it for a Service; on the way, the CRD accepts config/dns's Service.
 func TestRun(t *testing.T) {
-	assets := controlplane.Require(t)
-	te := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := te.Start()
-	t.Cleanup(func() {
-		if err := te.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	te := controlplane.Start(t)
+	c := te.Client
 	ctx := t.Context()
 
 	// config/dns's ClusterRole, bound to the user the command runs as.
-	var role rbacv1.ClusterRole
-	decodeFile(t, filepath.Join("..", "..", "config", "dns", "role.yaml"), &role)
-	role.ObjectMeta = metav1.ObjectMeta{Name: "dns"}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "dns"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "dns"},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "dns"}},
-	}
-	for _, obj := range []client.Object{&role, binding} {
-		if err := c.Create(ctx, obj); err != nil {
-			t.Fatal(err)
-		}
-	}
-	user, err := te.AddUser(envtest.User{Name: "dns"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	user := te.UserWithRole(t, "dns", filepath.Join("config", "dns", "role.yaml"))
 	kubeconfig, err := user.KubeConfig()
 	if err != nil {
 		t.Fatal(err)

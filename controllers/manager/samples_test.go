@@ -36,14 +36,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
@@ -58,7 +54,6 @@ import (
 // honoured, both LoadBalancers given an address from their pool; and that the happy
 // path stays quiet: no Warning event, no ERROR in the manager's log.
 func TestSamples(t *testing.T) {
-	assets := controlplane.Require(t)
 	root, err := controlplane.Root()
 	if err != nil {
 		t.Fatal(err)
@@ -66,20 +61,8 @@ func TestSamples(t *testing.T) {
 	logs := &syncBuffer{}
 	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.UseDevMode(true)))
 
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	restCfg, err := env.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
+	env := controlplane.Start(t)
+	restCfg, c := env.Config, env.Client
 
 	var cfg Config
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
@@ -101,13 +84,6 @@ func TestSamples(t *testing.T) {
 		}
 	})
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	c, err := client.New(restCfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A Node, as a kubelet (or make run's podsim) registers one: without any, every
 	// load balancer warns that no node can take its traffic.
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}

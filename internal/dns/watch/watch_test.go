@@ -22,12 +22,10 @@ package watch
 // under example.com, and no query leaves loopback (the server has no upstream).
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,21 +37,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/internal/dns"
 	"github.com/svcplane/svcplane/test/controlplane"
 )
-
-const repoRoot = "../../.."
 
 // dnsUser is the identity the server reaches the API server with, bound to
 // config/dns's ClusterRole, so that a permission missing there fails here.
@@ -71,53 +61,11 @@ type env struct {
 // identity; it skips the test (fails it on CI) without the control plane.
 func start(t *testing.T) *env {
 	t.Helper()
-	assets := controlplane.Require(t)
-	te := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := te.Start()
-	t.Cleanup(func() {
-		if err := te.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	te := controlplane.Start(t)
+	c := te.Client
 	ctx := context.Background()
 
-	raw, err := os.ReadFile(filepath.Join(repoRoot, "config", "dns", "role.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var role rbacv1.ClusterRole
-	if err := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), len(raw)).Decode(&role); err != nil {
-		t.Fatalf("config/dns/role.yaml: %v", err)
-	}
-	role.ObjectMeta = metav1.ObjectMeta{Name: dnsUser}
-	binding := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: dnsUser},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: dnsUser},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: dnsUser}},
-	}
-	for _, obj := range []client.Object{&role, binding} {
-		if err := c.Create(ctx, obj); err != nil {
-			t.Fatal(err)
-		}
-	}
-	user, err := te.AddUser(envtest.User{Name: dnsUser}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	user := te.UserWithRole(t, dnsUser, filepath.Join("config", "dns", "role.yaml"))
 	for _, ns := range []string{"default", "shop"} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && ns != "default" {
 			t.Fatal(err)

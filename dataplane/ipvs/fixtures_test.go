@@ -23,8 +23,8 @@ package ipvs
 
 import (
 	"net/netip"
-	"strings"
 
+	"github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
 )
 
@@ -65,35 +65,12 @@ func svcPort(name, clusterIP string, eps []model.Endpoint, opts ...func(*model.S
 	return p
 }
 
-// eps parses "addr[/local][/notready][/notserving][/terminating]" specs; every
-// endpoint listens on 8080.
-func eps(specs ...string) []model.Endpoint {
-	var out []model.Endpoint
-	for _, s := range specs {
-		parts := strings.Split(s, "/")
-		ep := model.Endpoint{Addr: netip.MustParseAddr(parts[0]), Port: 8080, Ready: true, Serving: true, NodeName: "node-b"}
-		for _, f := range parts[1:] {
-			switch f {
-			case "local":
-				ep.Local, ep.NodeName = true, "node-a"
-			case "notready":
-				ep.Ready = false
-			case "notserving":
-				ep.Serving = false
-			case "terminating":
-				ep.Terminating = true
-			default:
-				panic("unknown endpoint flag " + f)
-			}
-		}
-		out = append(out, ep)
-	}
-	return out
-}
-
-func nodePort(n uint16) func(*model.ServicePort) {
-	return func(p *model.ServicePort) { p.NodePort = n }
-}
+// eps and nodePort are the shared fixtures' helpers; svcPort and protocol stay
+// local because the IPVS goldens name Services in "default" and ports by "http".
+var (
+	eps      = dataplanetest.Eps
+	nodePort = dataplanetest.NodePort
+)
 
 func protocol(proto model.Protocol, port uint16) func(*model.ServicePort) {
 	return func(p *model.ServicePort) { p.Name.Protocol, p.Port = proto, port }

@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +28,6 @@ import (
 	"github.com/go-logr/logr"
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/svcplane/svcplane/internal/dns"
 	"github.com/svcplane/svcplane/internal/dns/watch"
@@ -84,7 +82,7 @@ func dnsTour(ctx context.Context, cl *cluster.Cluster, netns string, get getter)
 		{"headless.default.svc.cluster.local.", mdns.TypeA, "headless, selecting app=db, which no pod has: NXDOMAIN"},
 	} {
 		fmt.Printf("\n$ dig @%s %s %s    # from %s: %s\n", world.PodGateway, q.name, mdns.TypeToString[q.qtype], netns, q.note)
-		resp, err := resolveIn(netns, server, q.name, q.qtype)
+		resp, err := world.Resolve(netns, server, "udp", q.name, q.qtype)
 		if err != nil {
 			return err
 		}
@@ -110,36 +108,4 @@ func dnsTour(ctx context.Context, cl *cluster.Cluster, netns string, get getter)
 		}
 	}
 	return nil
-}
-
-// resolveIn asks server for name and qtype over UDP from inside netns, as a
-// pod's resolver would.
-func resolveIn(netns, server, name string, qtype uint16) (*mdns.Msg, error) {
-	type result struct {
-		msg *mdns.Msg
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// This thread enters the pod's namespace and is never unlocked, so
-		// that it ends with the goroutine instead of serving others.
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("entering %s: %w", netns, err)}
-			return
-		}
-		m := new(mdns.Msg)
-		m.SetQuestion(name, qtype)
-		c := &mdns.Client{Net: "udp", Timeout: 2 * time.Second}
-		resp, _, err := c.Exchange(m, server)
-		done <- result{resp, err}
-	}()
-	r := <-done
-	return r.msg, r.err
 }

@@ -28,16 +28,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr"
 	mdns "github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -139,39 +136,6 @@ func startExampleUpstream(t *testing.T) string {
 	return pc.LocalAddr().String()
 }
 
-// resolveIn asks server for name and qtype over network from inside the
-// network namespace netns, as a pod's resolver does.
-func resolveIn(netns, server, network, name string, qtype uint16) (*mdns.Msg, error) {
-	type result struct {
-		msg *mdns.Msg
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		// The thread enters the pod's namespace and is never unlocked: it ends
-		// with this goroutine rather than serve others from the wrong namespace.
-		runtime.LockOSThread()
-		fd, err := unix.Open("/run/netns/"+netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			done <- result{err: fmt.Errorf("entering %s: %w", netns, err)}
-			return
-		}
-		m := new(mdns.Msg)
-		m.SetQuestion(name, qtype)
-		m.RecursionDesired = true
-		c := &mdns.Client{Net: network, Timeout: 2 * time.Second}
-		resp, _, err := c.Exchange(m, server)
-		done <- result{resp, err}
-	}()
-	r := <-done
-	return r.msg, r.err
-}
-
 // records returns the answer section's data of type rrtype, sorted.
 func records(m *mdns.Msg, rrtype uint16) []string {
 	var out []string
@@ -192,7 +156,7 @@ func expectRecords(t *testing.T, netns, server, network, name string, qtype, rrt
 	t.Helper()
 	var last *mdns.Msg
 	eventually(t, programmed, func() error {
-		resp, err := resolveIn(netns, server, network, name, qtype)
+		resp, err := world.Resolve(netns, server, network, name, qtype)
 		if err != nil {
 			return err
 		}
@@ -222,7 +186,7 @@ func TestDNS(t *testing.T) {
 		expectRecords(t, podA, server, "udp", name, mdns.TypeAAAA, mdns.TypeAAAA, []string{clusterIPOf(t, svc, corev1.IPv6Protocol)})
 		expectRecords(t, podA, server, "udp", "_http._tcp."+name, mdns.TypeSRV, mdns.TypeSRV, []string{"0 100 80 " + name})
 		// Connect to the address the name resolved to, from the pod.
-		resp, err := resolveIn(podA, server, "udp", name, mdns.TypeA)
+		resp, err := world.Resolve(podA, server, "udp", name, mdns.TypeA)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,11 +298,11 @@ func TestDNS(t *testing.T) {
 
 	t.Run("names outside the cluster go upstream", func(t *testing.T) {
 		expectRecords(t, podA, server, "udp", "www.example.test.", mdns.TypeA, mdns.TypeA, []string{upstreamAnswer})
-		resp, err := resolveIn(podA, server, "udp", "nothing.invalid.", mdns.TypeA)
+		resp, err := world.Resolve(podA, server, "udp", "nothing.invalid.", mdns.TypeA)
 		if err != nil || resp.Rcode != mdns.RcodeNameError {
 			t.Fatalf("an unknown outside name: %v, %v", resp, err)
 		}
-		resp, err = resolveIn(podA, server, "udp", "gone.default.svc.cluster.local.", mdns.TypeA)
+		resp, err = world.Resolve(podA, server, "udp", "gone.default.svc.cluster.local.", mdns.TypeA)
 		if err != nil || resp.Rcode != mdns.RcodeNameError || !resp.Authoritative {
 			t.Fatalf("an unknown Service: %v, %v", resp, err)
 		}

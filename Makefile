@@ -39,7 +39,7 @@ CONTROLLER_GEN_PATHS ?= ./api/...;./controllers/...;./cmd/...
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD, the manager's and the agent's ClusterRoles and webhook configuration.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd webhook paths="$(CONTROLLER_GEN_PATHS)" output:crd:artifacts:config=config/crd/bases
-	"$(CONTROLLER_GEN)" rbac:roleName=agent-role paths="./dataplane/..." output:rbac:artifacts:config=config/agent
+	"$(CONTROLLER_GEN)" rbac:roleName=agent-role paths="./internal/agent/..." output:rbac:artifacts:config=config/agent
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy, DeepCopyInto and DeepCopyObject methods.

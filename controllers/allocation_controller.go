@@ -47,7 +47,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/ledger"
+	"github.com/svcplane/svcplane/internal/ledger"
 )
 
 // ConditionAllocated is True when a Service holds every address and port its spec

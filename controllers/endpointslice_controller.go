@@ -40,7 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/endpoints"
+	"github.com/svcplane/svcplane/internal/endpoints"
 )
 
 // zoneLabel is the well-known label that names a Node's zone.

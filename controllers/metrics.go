@@ -19,7 +19,7 @@ package controllers
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/svcplane/svcplane/controllers/ledger"
+	"github.com/svcplane/svcplane/internal/ledger"
 )
 
 var (

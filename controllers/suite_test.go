@@ -39,7 +39,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/controllers/ledger"
+	"github.com/svcplane/svcplane/internal/ledger"
 	"github.com/svcplane/svcplane/test/controlplane"
 )
 

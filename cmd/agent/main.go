@@ -17,7 +17,7 @@ limitations under the License.
 // Command agent programs one node's dataplane for svcplane Services: it watches
 // Services, their EndpointSlices and its own Node and keeps the node's iptables
 // rules, health check node ports and /healthz up to date (package
-// dataplane/agent). Run one per node, as config/agent's DaemonSet does. With
+// internal/agent). Run one per node, as config/agent's DaemonSet does. With
 // --cleanup it removes everything any agent installed on the node and exits.
 package main
 
@@ -31,8 +31,8 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/svcplane/svcplane/dataplane"
-	"github.com/svcplane/svcplane/dataplane/agent"
 	"github.com/svcplane/svcplane/dataplane/ipvs"
+	"github.com/svcplane/svcplane/internal/agent"
 )
 
 func main() {

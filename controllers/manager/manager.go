@@ -50,10 +50,10 @@ import (
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers"
-	"github.com/svcplane/svcplane/controllers/endpoints"
-	"github.com/svcplane/svcplane/controllers/ledger"
 	"github.com/svcplane/svcplane/controllers/loadbalancer"
 	"github.com/svcplane/svcplane/controllers/loadbalancer/ippool"
+	"github.com/svcplane/svcplane/internal/endpoints"
+	"github.com/svcplane/svcplane/internal/ledger"
 )
 
 // ProviderFactory builds a load balancer provider. It is called once, after the

@@ -20,7 +20,7 @@ package iptables
 // backend; these are short names for them.
 
 import (
-	"github.com/svcplane/svcplane/dataplane/dataplanetest"
+	"github.com/svcplane/svcplane/internal/dataplanetest"
 )
 
 var (

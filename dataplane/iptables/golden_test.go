@@ -23,7 +23,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/svcplane/svcplane/dataplane/dataplanetest"
+	"github.com/svcplane/svcplane/internal/dataplanetest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the rules rendered now")

@@ -26,8 +26,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/internal/dataplanetest"
 )
 
 // tracer follows a packet through the Fake's nat and filter tables the way

@@ -24,8 +24,8 @@ package ipvs
 import (
 	"net/netip"
 
-	"github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/internal/dataplanetest"
 )
 
 var (

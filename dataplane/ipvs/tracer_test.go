@@ -33,8 +33,8 @@ import (
 
 	"sigs.k8s.io/knftables"
 
-	"github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/internal/dataplanetest"
 )
 
 type tracer struct {

@@ -29,8 +29,8 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/svcplane/svcplane/dataplane"
-	dt "github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
+	dt "github.com/svcplane/svcplane/internal/dataplanetest"
 )
 
 func threeServices(bEndpoints ...string) *model.State {

@@ -26,8 +26,8 @@ import (
 
 	"sigs.k8s.io/knftables"
 
-	"github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/internal/dataplanetest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden with the tables rendered now")

@@ -27,8 +27,8 @@ import (
 	"strings"
 	"testing"
 
-	dt "github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
+	dt "github.com/svcplane/svcplane/internal/dataplanetest"
 )
 
 // skipOrFail skips the test, or fails it on CI, where nothing may be skipped.

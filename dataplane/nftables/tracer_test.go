@@ -26,8 +26,8 @@ import (
 
 	"sigs.k8s.io/knftables"
 
-	"github.com/svcplane/svcplane/dataplane/dataplanetest"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/internal/dataplanetest"
 )
 
 // tracer follows the first packet of a connection through the base chains of a

@@ -44,7 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/dataplane/agent"
+	"github.com/svcplane/svcplane/internal/agent"
 	"github.com/svcplane/svcplane/test/e2e/cluster"
 	"github.com/svcplane/svcplane/test/e2e/world"
 )

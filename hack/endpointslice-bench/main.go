@@ -51,8 +51,8 @@ import (
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers"
-	"github.com/svcplane/svcplane/controllers/endpoints"
-	"github.com/svcplane/svcplane/controllers/ledger"
+	"github.com/svcplane/svcplane/internal/endpoints"
+	"github.com/svcplane/svcplane/internal/ledger"
 	"github.com/svcplane/svcplane/test/controlplane"
 )
 

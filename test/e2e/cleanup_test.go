@@ -21,7 +21,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/svcplane/svcplane/dataplane/agent"
+	"github.com/svcplane/svcplane/internal/agent"
 )
 
 // checkCleanup checks what `agent --cleanup` does on a node the agent has

@@ -32,8 +32,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/dataplane/conntrack"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/internal/conntrack"
 	"github.com/svcplane/svcplane/test/e2e/world"
 )
 

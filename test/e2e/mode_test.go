@@ -28,9 +28,9 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
-	"github.com/svcplane/svcplane/dataplane/agent"
 	"github.com/svcplane/svcplane/dataplane/model"
 	"github.com/svcplane/svcplane/dataplane/nftables"
+	"github.com/svcplane/svcplane/internal/agent"
 )
 
 const (

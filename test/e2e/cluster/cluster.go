@@ -46,8 +46,8 @@ import (
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/controllers/manager"
 	"github.com/svcplane/svcplane/dataplane"
-	"github.com/svcplane/svcplane/dataplane/agent"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/internal/agent"
 	"github.com/svcplane/svcplane/test/controlplane"
 	"github.com/svcplane/svcplane/test/e2e/world"
 )

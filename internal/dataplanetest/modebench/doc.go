@@ -20,5 +20,5 @@ limitations under the License.
 // namespace they create and remove (see TestMain); they need root, ip, nft and
 // iptables-legacy.
 //
-//	go test ./dataplane/dataplanetest/modebench -run '^$' -bench . -benchtime 1x -modebench.ports 1000,10000
+//	go test ./internal/dataplanetest/modebench -run '^$' -bench . -benchtime 1x -modebench.ports 1000,10000
 package modebench

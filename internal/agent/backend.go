@@ -26,10 +26,10 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/svcplane/svcplane/dataplane"
-	"github.com/svcplane/svcplane/dataplane/conntrack"
 	"github.com/svcplane/svcplane/dataplane/iptables"
 	"github.com/svcplane/svcplane/dataplane/ipvs"
 	"github.com/svcplane/svcplane/dataplane/nftables"
+	"github.com/svcplane/svcplane/internal/conntrack"
 )
 
 // Modes of the agent: the backends it can program the node with.

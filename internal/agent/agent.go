@@ -45,8 +45,8 @@ import (
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 	"github.com/svcplane/svcplane/dataplane"
-	"github.com/svcplane/svcplane/dataplane/healthcheck"
 	"github.com/svcplane/svcplane/dataplane/model"
+	"github.com/svcplane/svcplane/internal/healthcheck"
 )
 
 // Options configures an Agent.

@@ -75,6 +75,7 @@ type Options struct {
 // Config holds the manager's settings, one field per flag.
 type Config struct {
 	MetricsAddr, ProbeAddr      string
+	PprofAddr                   string
 	SecureMetrics, EnableHTTP2  bool
 	LeaderElect                 bool
 	LeaderElectionNamespace     string
@@ -101,6 +102,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet, opts Options) {
 	fs.BoolVar(&c.SecureMetrics, "metrics-secure", true, "Serve metrics over HTTPS with authentication and authorization.")
 	fs.BoolVar(&c.EnableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: CVE-2023-44487, CVE-2023-39325).")
 	fs.StringVar(&c.ProbeAddr, "health-probe-bind-address", ":8081", "The address the health and readiness probes bind to.")
+	fs.StringVar(&c.PprofAddr, "pprof-bind-address", "", "The address Go's pprof profiles are served on over plain HTTP, without authentication (e.g. 127.0.0.1:6060); empty or 0 disables it.")
 	fs.BoolVar(&c.LeaderElect, "leader-elect", false, "Elect a leader so that only one manager replica is active.")
 	fs.StringVar(&c.LeaderElectionNamespace, "leader-election-namespace", "", "The namespace of the leader election Lease. Empty means the Pod's namespace in a cluster, else the namespace of the kubeconfig context, else kube-system.")
 	// The defaults let the leader ride out an API server outage of a minute (it keeps
@@ -236,6 +238,7 @@ func NewManager(restCfg *rest.Config, cfg Config, opts Options) (ctrl.Manager, e
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: cfg.ProbeAddr,
+		PprofBindAddress:       cfg.PprofAddr,
 		LeaderElection:         cfg.LeaderElect,
 		LeaderElectionID:       leaderElectionID,
 		// An empty namespace makes controller-runtime use the Pod's, and fail

@@ -35,6 +35,8 @@ import (
 type serviceRecord struct {
 	hash   uint64
 	chains []string
+	// gen is the render that last found the port in its view.
+	gen uint64
 }
 
 // rendered is one family's iptables-restore payload and what applying it leaves.
@@ -42,7 +44,9 @@ type rendered struct {
 	// payload is valid until the renderer's next render.
 	payload []byte
 	// services is what is applied once payload is: the record of every service
-	// port in the view.
+	// port in the view. A partial render updates its prev in place and returns
+	// it, so that a change of one endpoint does not copy every record: prev is
+	// only good for the sync it was rendered for, whose failure forgets it.
 	services map[model.ServicePortName]serviceRecord
 	// written counts the service ports whose chains are in payload; deleted
 	// counts the chains it deletes.
@@ -89,8 +93,16 @@ type renderer struct {
 	out                       bytes.Buffer
 
 	// svcChains and svcRules hold one service port's own chains until the
-	// renderer knows whether they changed.
-	svcChains, svcRules bytes.Buffer
+	// renderer knows whether they changed; dispatchNAT and dispatchFilter its
+	// rules in the fixed chains, until they are copied into the payload and the
+	// port's cache.
+	svcChains, svcRules         bytes.Buffer
+	dispatchNAT, dispatchFilter bytes.Buffer
+
+	// viewKey is the hash of the last render's view-wide inputs (viewHash): while
+	// it stays the same, a service port whose own inputs did not change renders
+	// to the same text, and a partial render reuses it instead of rendering it.
+	viewKey uint64
 
 	// names caches the text derived from service port names and endpoints, which
 	// rarely changes between syncs but costs a SHA-256 and a few allocations per
@@ -126,6 +138,15 @@ type portNames struct {
 	healthCheck                                                                        string
 
 	endpoints map[netip.AddrPort]*endpointNames
+
+	// rendered is set once the port has been rendered; input is the hash of its
+	// inputs then (inputHash), hash its record's, and dispatchNAT and
+	// dispatchFilter its rules in the fixed chains, which every sync writes
+	// again. The text is reused only where the previous sync's record is that
+	// render's.
+	rendered                    bool
+	input, hash                 uint64
+	dispatchNAT, dispatchFilter []byte
 }
 
 // endpointNames is the text of one endpoint of one service port.
@@ -251,13 +272,36 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 	}
 	r.terse = endpoints > r.terseAbove
 
-	out := rendered{services: make(map[model.ServicePortName]serviceRecord, len(v.ServicePorts))}
+	// A partial render renders only the service ports whose inputs changed
+	// since the last render, when nothing view-wide did: the others are written
+	// as the text cached from then, their dispatch rules only, so that a change
+	// of one endpoint costs one port's rendering, not every port's.
+	viewKey := r.viewHash(v)
+	reuse := !full && viewKey == r.viewKey
+	r.viewKey = viewKey
+
+	out := rendered{services: prev}
+	if full || prev == nil {
+		out.services = make(map[model.ServicePortName]serviceRecord, len(v.ServicePorts))
+	}
 	var stale []string
 	healthChecks := map[uint16]bool{}
 	for _, p := range v.ServicePorts {
-		rec := r.servicePort(v, p, healthChecks)
+		pn := r.portNames(p.Name)
+		input := r.inputHash(p)
 		old, had := prev[p.Name]
+		if reuse && had && pn.rendered && pn.input == input && pn.hash == old.hash {
+			r.natRules.Write(pn.dispatchNAT)
+			r.filterRules.Write(pn.dispatchFilter)
+			r.healthCheckRule(p, pn, healthChecks)
+			old.gen = r.gen
+			out.services[p.Name] = old
+			continue
+		}
+		rec := r.servicePort(v, p, healthChecks)
+		pn.rendered, pn.input, pn.hash = true, input, rec.hash
 		if !full && had && old.hash == rec.hash {
+			old.gen = r.gen
 			out.services[p.Name] = old
 			continue
 		}
@@ -290,9 +334,10 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 			}
 		}
 	} else {
-		for name, old := range prev {
-			if _, ok := out.services[name]; !ok {
-				stale = append(stale, old.chains...)
+		for name, rec := range out.services {
+			if rec.gen != r.gen {
+				stale = append(stale, rec.chains...)
+				delete(out.services, name)
 			}
 		}
 	}
@@ -383,16 +428,24 @@ func (r *renderer) nodePortsJump(v *model.View) {
 func (r *renderer) servicePort(v *model.View, p *model.ServicePort, healthChecks map[uint16]bool) serviceRecord {
 	r.svcChains.Reset()
 	r.svcRules.Reset()
+	r.dispatchNAT.Reset()
+	r.dispatchFilter.Reset()
 
 	pl := r.plan(v, p)
-	r.dispatchRules(p, pl, healthChecks)
+	r.dispatchRules(p, pl)
+	pn := pl.pn
+	pn.dispatchNAT = append(pn.dispatchNAT[:0], r.dispatchNAT.Bytes()...)
+	pn.dispatchFilter = append(pn.dispatchFilter[:0], r.dispatchFilter.Bytes()...)
+	r.natRules.Write(pn.dispatchNAT)
+	r.filterRules.Write(pn.dispatchFilter)
+	r.healthCheckRule(p, pn, healthChecks)
 	chains := r.serviceChains(v, p, pl)
 
 	var d maphash.Hash
 	d.SetSeed(r.seed)
 	d.Write(r.svcChains.Bytes())
 	d.Write(r.svcRules.Bytes())
-	return serviceRecord{hash: d.Sum64(), chains: chains}
+	return serviceRecord{hash: d.Sum64(), chains: chains, gen: r.gen}
 }
 
 // portPlan is model.Decide's policy for one service port in iptables' terms: which
@@ -468,14 +521,14 @@ func filterVerdict(pn *portNames, v model.Verdict) (target, comment string) {
 }
 
 // dispatchRules writes the rules of the fixed chains that send p's traffic to its
-// chains, or that reject or drop it in the filter table, and accepts its health
-// check node port.
-func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan, healthChecks map[uint16]bool) {
+// chains, or that reject or drop it in the filter table, into dispatchNAT and
+// dispatchFilter.
+func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan) {
 	pn, c, port := pl.pn, pl.pn.chains, pl.port
 
 	// Cluster IP.
 	if pl.hasInternal {
-		r.rule(&r.natRules, "-A", chainServices, "-d", pl.clusterIP, "-p", pn.proto, "-m", "comment", "--comment", pn.clusterIP,
+		r.rule(&r.dispatchNAT, "-A", chainServices, "-d", pl.clusterIP, "-p", pn.proto, "-m", "comment", "--comment", pn.clusterIP,
 			"-m", pn.proto, "--dport", port, "-j", pl.internalChain)
 	} else {
 		r.filterRule(chainServices, pl.clusterIP, pn.proto, port, pl.internalFilterComment, false, pl.internalFilter)
@@ -485,7 +538,7 @@ func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan, healthChecks
 	for _, ip := range p.ExternalIPs {
 		dst := hostPrefix(ip)
 		if pl.usesExternal {
-			r.rule(&r.natRules, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.externalIP,
+			r.rule(&r.dispatchNAT, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.externalIP,
 				"-m", pn.proto, "--dport", port, "-j", c.external)
 		}
 		if !pl.hasExternal {
@@ -498,7 +551,7 @@ func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan, healthChecks
 	for _, ip := range p.LoadBalancerIPs {
 		dst := hostPrefix(ip)
 		if pl.usesExternal {
-			r.rule(&r.natRules, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.loadBalancerIP,
+			r.rule(&r.dispatchNAT, "-A", chainServices, "-d", dst, "-p", pn.proto, "-m", "comment", "--comment", pn.loadBalancerIP,
 				"-m", pn.proto, "--dport", port, "-j", pl.lbChain)
 		}
 		if pl.usesFirewall {
@@ -515,7 +568,7 @@ func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan, healthChecks
 	if p.NodePort != 0 {
 		nodePort := strconv.Itoa(int(p.NodePort))
 		if pl.usesExternal {
-			r.rule(&r.natRules, "-A", chainNodePorts, "-p", pn.proto, "-m", "comment", "--comment", pn.comment,
+			r.rule(&r.dispatchNAT, "-A", chainNodePorts, "-p", pn.proto, "-m", "comment", "--comment", pn.comment,
 				"-m", pn.proto, "--dport", nodePort, "-j", c.external)
 		}
 		if !pl.hasExternal {
@@ -523,8 +576,13 @@ func (r *renderer) dispatchRules(p *model.ServicePort, pl portPlan, healthChecks
 		}
 	}
 
-	// The health check node port is the Service's, shared by its ports: accept it
-	// once, whether or not there are local endpoints (it reports that).
+}
+
+// healthCheckRule accepts p's health check node port. The port is the Service's,
+// shared by its ports: it is accepted once, by the first port that has it,
+// whether or not there are local endpoints (it reports that), so the rule is not
+// part of any one port's cached text.
+func (r *renderer) healthCheckRule(p *model.ServicePort, pn *portNames, healthChecks map[uint16]bool) {
 	if hc := p.HealthCheckNodePort; hc != 0 && !healthChecks[hc] {
 		healthChecks[hc] = true
 		r.rule(&r.filterRules, "-A", chainNodePorts, "-p", "tcp", "-m", "comment", "--comment", pn.healthCheck,
@@ -690,7 +748,7 @@ func (r *renderer) filterRule(chain, dst, proto, port, comment string, local boo
 	if target == "REJECT" {
 		args = append(args, "--reject-with", r.rejectWith)
 	}
-	r.rule(&r.filterRules, args...)
+	r.rule(&r.dispatchFilter, args...)
 	r.args = args
 }
 

@@ -124,6 +124,9 @@ type record struct {
 	claims map[string]map[string]claim
 	// nodePortIPs and healthChecks are the elements of the fixed sets.
 	nodePortIPs, healthChecks map[string]element
+	// hairpins counts, per element of the hairpin set, the service ports that
+	// ask for it: the element goes when the last of them lets it go.
+	hairpins map[string]int
 }
 
 // claim is a map element held by a service port.
@@ -530,6 +533,7 @@ func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, 
 		}
 	}
 	rec.nodePortIPs, rec.healthChecks = d.nodePortIPs, d.healthChecks
+	n.elements += writeHairpins(tx, d, rec, changed, gone, full)
 
 	// Stale objects: chains are flushed before any is deleted, since they may
 	// jump to each other; sets go after the chains that used them.
@@ -624,6 +628,62 @@ func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, 
 	}
 	n.deleted = len(staleChains) + len(staleSets) + len(staleMaps)
 	return rec, n
+}
+
+// writeHairpins adds and deletes the hairpin set's elements that the changed and
+// gone service ports make come or go, counting in rec who asks for each: a full
+// sync (whose set was flushed) adds every element once. It runs before rec.ports
+// holds the changed ports' new renders, and returns the elements written.
+func writeHairpins(tx *knftables.Transaction, d *desired, rec *record, changed []int, gone []model.ServicePortName, full bool) int {
+	written := 0
+	if full {
+		rec.hairpins = map[string]int{}
+		for _, i := range changed {
+			for _, h := range d.ports[i].hairpins {
+				if rec.hairpins[h.key] == 0 {
+					tx.Add(&knftables.Element{Set: setHairpin, Key: h.e.key})
+					written++
+				}
+				rec.hairpins[h.key]++
+			}
+		}
+		return written
+	}
+	delta, elems := map[string]int{}, map[string]element{}
+	count := func(pr *portRender, by int) {
+		for _, h := range pr.hairpins {
+			delta[h.key] += by
+			elems[h.key] = h.e
+		}
+	}
+	for _, i := range changed {
+		if old := rec.ports[d.names[i]]; old != nil {
+			count(old, -1)
+		}
+		count(d.ports[i], 1)
+	}
+	for _, name := range gone {
+		count(rec.ports[name], -1)
+	}
+	for _, k := range sortedKeys(delta) {
+		before := rec.hairpins[k]
+		after := before + delta[k]
+		switch {
+		case after <= 0:
+			delete(rec.hairpins, k)
+			if before > 0 {
+				tx.Delete(&knftables.Element{Set: setHairpin, Key: elems[k].key})
+				written++
+			}
+		default:
+			rec.hairpins[k] = after
+			if before == 0 {
+				tx.Add(&knftables.Element{Set: setHairpin, Key: elems[k].key})
+				written++
+			}
+		}
+	}
+	return written
 }
 
 func sortedKeys[V any](m map[string]V) []string {

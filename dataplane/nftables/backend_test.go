@@ -87,29 +87,25 @@ func TestPartialSyncWritesOnlyTheChangedService(t *testing.T) {
 		t.Fatal(err)
 	}
 	bName := next.IPv4.ServicePorts[1].Name
-	kept := endpointChain(bName, netip.MustParseAddrPort("10.244.2.3:8080"))
-	added := endpointChain(bName, netip.MustParseAddrPort("10.244.2.14:8080"))
-	removed := endpointChain(bName, netip.MustParseAddrPort("10.244.2.4:8080"))
 	tx := lastTx(fake)
-	for _, line := range strings.Split(strings.TrimSpace(tx), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) < 5 || (fields[1] != "chain" && fields[1] != "rule") {
-			continue
-		}
-		if chain := fields[4]; !strings.Contains(chain, "/b/") {
-			t.Errorf("the partial transaction touches %s, which is not b's:\n%s", chain, line)
-		}
-	}
-	for _, want := range []string{"add chain ip svcplane " + added, "flush chain ip svcplane " + removed, "delete chain ip svcplane " + removed, "flush chain ip svcplane " + namesFor(bName).cluster} {
+	onlyB(t, tx)
+	// Without affinity the endpoints are DNATs in b's cluster chain; the hairpin
+	// set loses the old endpoint and gains the new one.
+	for _, want := range []string{
+		"flush chain ip svcplane " + namesFor(bName).cluster,
+		"add rule ip svcplane " + namesFor(bName).cluster + " meta l4proto tcp dnat to 10.244.2.14:8080",
+		"delete element ip svcplane hairpin-endpoints { 10.244.2.4 . 10.244.2.4 . tcp . 8080 }",
+		"add element ip svcplane hairpin-endpoints { 10.244.2.14 . 10.244.2.14 . tcp . 8080 }",
+	} {
 		if !strings.Contains(tx, want+"\n") {
 			t.Errorf("the partial transaction lacks %q:\n%s", want, tx)
 		}
 	}
-	if strings.Contains(tx, "chain ip svcplane "+kept+"\n") {
-		t.Errorf("the partial transaction rewrote the unchanged %s:\n%s", kept, tx)
+	if strings.Contains(tx, "10.244.2.3 . 10.244.2.3") {
+		t.Errorf("the partial transaction rewrote the unchanged endpoint's hairpin element:\n%s", tx)
 	}
-	if st := b.LastSync(model.IPv4); st.Full || st.Chains != 2 || st.Deleted != 1 {
-		t.Errorf("partial sync stats: %+v, want 2 chains written (b's cluster chain and the new endpoint's), 1 deleted", st)
+	if st := b.LastSync(model.IPv4); st.Full || st.Chains != 1 || st.Deleted != 0 || st.Elements != 2 {
+		t.Errorf("partial sync stats: %+v, want 1 chain written (b's cluster chain), 2 elements", st)
 	}
 	if got, want := sortedDump(fake), fullSyncDump(t, next); got != want {
 		t.Errorf("a partial sync left a different table than a full sync:\ngot\n%s\nwant\n%s", got, want)
@@ -122,6 +118,95 @@ func TestPartialSyncWritesOnlyTheChangedService(t *testing.T) {
 	for _, line := range strings.Split(lastTx(fake), "\n") {
 		if strings.Contains(line, " chain ") || strings.Contains(line, " rule ") || strings.Contains(line, " element ") {
 			t.Errorf("a sync with nothing new wrote %q", line)
+		}
+	}
+}
+
+// onlyB fails the test when tx writes a chain or rule that is not service b's.
+func onlyB(t *testing.T, tx string) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(tx), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 5 || (fields[1] != "chain" && fields[1] != "rule") {
+			continue
+		}
+		if chain := fields[4]; !strings.Contains(chain, "/b/") {
+			t.Errorf("the partial transaction touches %s, which is not b's:\n%s", chain, line)
+		}
+	}
+}
+
+func TestPartialSyncWithAffinityWritesOnlyTheChangedEndpointChains(t *testing.T) {
+	ctx := context.Background()
+	b, fakes := newFakeBackend(t, model.IPv4)
+	fake := fakes[model.IPv4]
+	sticky := func(eps ...string) *model.State {
+		return dt.State(
+			dt.SvcPort("a", "10.96.0.1", dt.Eps("10.244.2.1", "10.244.2.2")),
+			dt.SvcPort("b", "10.96.0.2", dt.Eps(eps...), dt.Affinity(60)),
+		)
+	}
+	if err := b.Sync(ctx, sticky("10.244.2.3", "10.244.2.4")); err != nil {
+		t.Fatal(err)
+	}
+	next := sticky("10.244.2.3", "10.244.2.14") // one endpoint of b replaced
+	if err := b.Sync(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	bName := next.IPv4.ServicePorts[1].Name
+	kept := endpointChain(bName, netip.MustParseAddrPort("10.244.2.3:8080"))
+	added := endpointChain(bName, netip.MustParseAddrPort("10.244.2.14:8080"))
+	removed := endpointChain(bName, netip.MustParseAddrPort("10.244.2.4:8080"))
+	tx := lastTx(fake)
+	onlyB(t, tx)
+	for _, want := range []string{"add chain ip svcplane " + added, "flush chain ip svcplane " + removed, "delete chain ip svcplane " + removed, "flush chain ip svcplane " + namesFor(bName).cluster} {
+		if !strings.Contains(tx, want+"\n") {
+			t.Errorf("the partial transaction lacks %q:\n%s", want, tx)
+		}
+	}
+	if strings.Contains(tx, "chain ip svcplane "+kept+"\n") {
+		t.Errorf("the partial transaction rewrote the unchanged %s:\n%s", kept, tx)
+	}
+	if st := b.LastSync(model.IPv4); st.Full || st.Chains != 2 || st.Deleted != 2 {
+		t.Errorf("partial sync stats: %+v, want 2 chains written (b's cluster chain and the new endpoint's), 2 deleted (the old endpoint's chain and affinity set)", st)
+	}
+	if got, want := sortedDump(fake), fullSyncDump(t, next); got != want {
+		t.Errorf("a partial sync left a different table than a full sync:\ngot\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestHairpinElementsAreShared checks that two service ports with the same
+// endpoint share its hairpin element: it stays while either still has the
+// endpoint, and goes with the last.
+func TestHairpinElementsAreShared(t *testing.T) {
+	ctx := context.Background()
+	b, fakes := newFakeBackend(t, model.IPv4)
+	fake := fakes[model.IPv4]
+	const elem = "add element ip svcplane hairpin-endpoints { 10.244.2.3 . 10.244.2.3 . tcp . 8080 }"
+	steps := []struct {
+		name     string
+		a, b     []string
+		hairpins bool
+	}{
+		{"both have it", []string{"10.244.2.3"}, []string{"10.244.2.3", "10.244.2.4"}, true},
+		{"a lets it go", []string{"10.244.2.5"}, []string{"10.244.2.3", "10.244.2.4"}, true},
+		{"b lets it go too", []string{"10.244.2.5"}, []string{"10.244.2.4"}, false},
+		{"b takes it back", []string{"10.244.2.5"}, []string{"10.244.2.3"}, true},
+		{"both let it go", []string{"10.244.2.5"}, nil, false},
+	}
+	for _, s := range steps {
+		st := dt.State(
+			dt.SvcPort("a", "10.96.0.1", dt.Eps(s.a...)),
+			dt.SvcPort("b", "10.96.0.2", dt.Eps(s.b...)),
+		)
+		if err := b.Sync(ctx, st); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := strings.Contains(fake.Dump(), elem+"\n"); got != s.hairpins {
+			t.Errorf("%s: the hairpin element is there: %v, want %v:\n%s", s.name, got, s.hairpins, fake.Dump())
+		}
+		if got, want := sortedDump(fake), fullSyncDump(t, st); got != want {
+			t.Errorf("%s: a partial sync left a different table than a full sync:\ngot\n%s\nwant\n%s", s.name, got, want)
 		}
 	}
 }

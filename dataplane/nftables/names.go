@@ -68,11 +68,13 @@ const (
 	mapNoEndpointNodePorts = "no-endpoint-nodeports" // proto . port : drop or goto reject-chain
 	setNodePortIPs         = "nodeport-ips"          // the node addresses serving node ports (--nodeport-addresses)
 	setHealthCheckPorts    = "health-check-ports"    // health check node ports, accepted
+	setHairpin             = "hairpin-endpoints"     // endpoint . endpoint . proto . port: masqueraded hairpin connections
 
 	// Prefixes of the per-service-port objects: the Cluster policy's endpoint
 	// choice, the Local policy's, the entry of external traffic, the
-	// loadBalancerSourceRanges filter, one chain per endpoint doing the DNAT, and
-	// one affinity set per endpoint.
+	// loadBalancerSourceRanges filter, and with session affinity one chain per
+	// endpoint (recording the client, then DNAT) and one affinity set per
+	// endpoint.
 	prefixCluster  = "cluster-"
 	prefixLocal    = "local-"
 	prefixExternal = "external-"

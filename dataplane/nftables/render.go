@@ -66,6 +66,10 @@ type portRender struct {
 	chains []renderedChain
 	sets   []*knftables.Set
 	elems  []renderedElem
+	// hairpins are the port's elements of the hairpin set, one per reachable
+	// endpoint. Two service ports with the same endpoint share an element, so
+	// the record counts them instead of giving each element one owner.
+	hairpins []renderedElem
 }
 
 // desired is everything one family's table should hold.
@@ -101,6 +105,7 @@ func fixedContainers(f model.Family) (maps []*knftables.Map, sets []*knftables.S
 	sets = []*knftables.Set{
 		{Name: setNodePortIPs, Type: addr, Comment: knftables.PtrTo("node addresses serving node ports (--nodeport-addresses)")},
 		{Name: setHealthCheckPorts, Type: "inet_service", Comment: knftables.PtrTo("health check node ports")},
+		{Name: setHairpin, Type: addr + " . " + addr + " . inet_proto . inet_service", Comment: knftables.PtrTo("endpoint . endpoint . protocol . port: a connection DNATed back to its own source (hairpin), masqueraded")},
 	}
 	return maps, sets
 }
@@ -279,6 +284,10 @@ func (r *renderer) fixedChains(v *model.View, d *desired) {
 		// Masquerade what carries the mark, clearing it first so that a packet
 		// that comes back through the stack is not masqueraded twice.
 		{&knftables.Chain{Name: chainMasquerading}, []string{
+			// A pod reaching itself through a Service (hairpin) must be
+			// masqueraded, or it would answer itself directly. One set lookup
+			// here replaces a rule per endpoint in the service chains.
+			"ct status dnat " + ip + " saddr . " + ip + " daddr . meta l4proto . th dport @" + setHairpin + " jump " + chainMarkForMasq,
 			"mark and " + r.markBit + " == 0 return",
 			"mark set mark xor " + r.markBit,
 			"masquerade fully-random",
@@ -454,17 +463,22 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort) *portRender 
 		}
 		// A uniform choice with one independent draw per rule: rule i takes
 		// 1/(n-i) of what rules before it left, so each of n endpoints gets 1/n,
-		// and the last takes the rest. kube-proxy writes one rule with an
-		// anonymous verdict map instead (numgen random mod n vmap { ... }); the
-		// kernel names each anonymous set by scanning every set of the table,
-		// which makes a full sync of 10,000 services quadratic (minutes), while
-		// these rules load in linear time and cost a first packet at most n
-		// comparisons, whatever the number of Services.
-		n := len(eps)
+		// and the last takes the rest. Without affinity each rule DNATs at
+		// once, so a service port costs one chain and no chain per endpoint.
+		// kube-proxy writes one rule with an anonymous map instead (numgen
+		// random mod n map { ... }); the kernel names each anonymous set by
+		// scanning every set of the table, which makes a full sync of 10,000
+		// services quadratic (minutes), while these rules load in linear time
+		// and cost a first packet at most n comparisons, whatever the number
+		// of Services.
+		count := len(eps)
 		for i, ep := range eps {
-			target := "goto " + endpointChain(p.Name, ep.AddrPort())
-			if i < n-1 {
-				target = "numgen random mod " + strconv.Itoa(n-i) + " == 0 " + target
+			target := "meta l4proto " + n.proto + " dnat to " + ep.AddrPort().String()
+			if pol.Affinity.ClientIP {
+				target = "goto " + endpointChain(p.Name, ep.AddrPort())
+			}
+			if i < count-1 {
+				target = "numgen random mod " + strconv.Itoa(count-i) + " == 0 " + target
 			}
 			rules = append(rules, target)
 		}
@@ -480,24 +494,26 @@ func (r *renderer) servicePort(v *model.View, p *model.ServicePort) *portRender 
 
 	for _, ep := range pol.Sets.Reachable {
 		ap := ep.AddrPort()
-		rules := []string{
-			// A pod reaching itself through the service (hairpin) must be
-			// masqueraded, or it would answer itself directly.
-			ip + " saddr " + ep.Addr.String() + " jump " + chainMarkForMasq,
+		a, epPort := ap.Addr().String(), strconv.Itoa(int(ap.Port()))
+		e := element{key: []string{a, a, n.proto, epPort}}
+		d.hairpins = append(d.hairpins, renderedElem{container: setHairpin, key: strings.Join(e.key, " . "), e: e})
+		if !pol.Affinity.ClientIP {
+			continue
 		}
-		if pol.Affinity.ClientIP {
-			set := affinitySet(p.Name, ap, pol.Affinity.TimeoutSeconds)
-			timeout := time.Duration(pol.Affinity.TimeoutSeconds) * time.Second
-			d.sets = append(d.sets, &knftables.Set{
-				Name:    set,
-				Type:    map[model.Family]string{model.IPv4: "ipv4_addr", model.IPv6: "ipv6_addr"}[r.family],
-				Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
-				Timeout: &timeout,
-			})
-			rules = append(rules, "update @"+set+" { "+ip+" saddr }")
-		}
-		rules = append(rules, "meta l4proto "+n.proto+" dnat to "+ap.String())
-		d.chain(endpointChain(p.Name, ap), rules, r.seed)
+		// With affinity, each endpoint has a chain that records the client
+		// in the endpoint's affinity set, then DNATs.
+		set := affinitySet(p.Name, ap, pol.Affinity.TimeoutSeconds)
+		timeout := time.Duration(pol.Affinity.TimeoutSeconds) * time.Second
+		d.sets = append(d.sets, &knftables.Set{
+			Name:    set,
+			Type:    map[model.Family]string{model.IPv4: "ipv4_addr", model.IPv6: "ipv6_addr"}[r.family],
+			Flags:   []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
+			Timeout: &timeout,
+		})
+		d.chain(endpointChain(p.Name, ap), []string{
+			"update @" + set + " { " + ip + " saddr }",
+			"meta l4proto " + n.proto + " dnat to " + ap.String(),
+		}, r.seed)
 	}
 	return d
 }

@@ -276,6 +276,23 @@ func (tr *tracer) rule(rule string, p pkt, depth int) []end {
 				return []end{{"continue", p}}
 			}
 			i += 3
+		case w[i] == "ct" && peek(1) == "status":
+			if peek(2) != "dnat" {
+				fail("ct status " + peek(2))
+			}
+			if !p.dnat {
+				return []end{{"continue", p}}
+			}
+			i += 3
+		case w[i] == tr.ip && peek(1) == "saddr" && peek(2) == "." && peek(3) == tr.ip:
+			// ip saddr . ip daddr . meta l4proto . th dport @set
+			if strings.Join(w[i+3:min(i+11, len(w))], " ") != tr.ip+" daddr . meta l4proto . th dport" || !strings.HasPrefix(peek(11), "@") {
+				fail("a concatenation")
+			}
+			if !tr.inSetKey(w[i+11][1:], []string{p.src.String(), p.dst.Addr().String(), p.proto, strconv.Itoa(int(p.dst.Port()))}) {
+				return []end{{"continue", p}}
+			}
+			i += 12
 		case (w[i] == tr.ip) && (peek(1) == "daddr" || peek(1) == "saddr") && peek(2) == "." && peek(3) == "meta":
 			// ip daddr . meta l4proto . th dport vmap @map
 			if peek(1) != "daddr" || strings.Join(w[i+2:i+8], " ") != ". meta l4proto . th dport" || w[i+8] != "vmap" {

@@ -104,6 +104,20 @@ func (x *proxy) syncs(ctx context.Context) (histogram, error) {
 	return histogramOf(fams, x.histo)
 }
 
+// firstSync returns the duration of the proxy's first sync, and false until it is done
+// (see firstSyncOf).
+func (x *proxy) firstSync(ctx context.Context) (time.Duration, bool, error) {
+	if err := x.p.alive(); err != nil {
+		return 0, false, err
+	}
+	fams, err := scrape(ctx, x.metrics, x.url)
+	if err != nil {
+		//nolint:nilerr // a proxy whose metrics port does not answer yet has not synced yet
+		return 0, false, nil
+	}
+	return firstSyncOf(fams, x.histo)
+}
+
 // dataplaneWorkload measures the agent and kube-proxy at one size: services selector-less
 // Services of each kind with endpointsPer hand-made endpoints each (the same for both),
 // each proxy in a network namespace of its own.
@@ -144,14 +158,14 @@ func dataplaneWorkload(ctx context.Context, b *bench, v variant, services, endpo
 	if err := waitUntil(ctx, 30*time.Minute, 100*time.Millisecond, func() (bool, error) {
 		for side := range pending {
 			x := proxies[side]
-			h, err := x.syncs(ctx)
+			d, done, err := x.firstSync(ctx)
 			if err != nil {
 				return false, fmt.Errorf("%s: waiting for its first sync: %w", side, err)
 			}
-			if h.Count > 0 {
+			if done {
 				s := pt.Sides[side]
 				s.FirstSyncReady = time.Since(x.started)
-				s.FirstSync = seconds(h.Sum / float64(h.Count))
+				s.FirstSync = d
 				delete(pending, side)
 			}
 		}

@@ -105,6 +105,38 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestFirstSync reads the first sync from the agent's one series and from kube-proxy's
+// one per IP family, whose IPv6 proxier finishes first.
+func TestFirstSync(t *testing.T) {
+	const perFamily = `# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv6",le="+Inf"} 1
+kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family="IPv6"} 0.1
+kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv6"} 1
+`
+	const both = perFamily + `kubeproxy_sync_proxy_rules_duration_seconds_bucket{ip_family="IPv4",le="+Inf"} 1
+kubeproxy_sync_proxy_rules_duration_seconds_sum{ip_family="IPv4"} 3
+kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1
+`
+	for _, tc := range []struct {
+		name, text, histogram string
+		want                  time.Duration
+		done                  bool
+	}{
+		{"agent", exposition, "svcplane_agent_sync_duration_seconds", 1500 * time.Millisecond, true},
+		{"not served yet", exposition, "kubeproxy_sync_proxy_rules_duration_seconds", 0, false},
+		{"IPv6 only", perFamily, "kubeproxy_sync_proxy_rules_duration_seconds", 0, false},
+		{"both families", both, "kubeproxy_sync_proxy_rules_duration_seconds", 3 * time.Second, true},
+	} {
+		fams, err := parseMetrics(strings.NewReader(tc.text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, done, err := firstSyncOf(fams, tc.histogram); err != nil || done != tc.done || d != tc.want {
+			t.Errorf("%s: firstSyncOf = %v, %v, %v; want %v, %v", tc.name, d, done, err, tc.want, tc.done)
+		}
+	}
+}
+
 // TestReport renders a report of a tiny made-up run twice into a page with hand-written
 // sections: the generated part is replaced, the rest kept, the plots drawn.
 func TestReport(t *testing.T) {

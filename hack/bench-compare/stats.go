@@ -117,6 +117,42 @@ func histogramOf(families map[string]*dto.MetricFamily, name string) (histogram,
 	return h, nil
 }
 
+// firstSyncOf returns the duration of a proxy's first sync from its histogram called
+// name, and false until it has one. The agent syncs both IP families in one sync, one
+// observation; kube-proxy runs one proxier per family, in parallel, each observing
+// under its ip_family label, and its IPv6 one (no Services here) finishes first: the
+// average over both, or the IPv6 one alone, would halve kube-proxy's time. So the
+// first sync is done once every series has an observation, and the IPv4 one (where
+// the workload's Services are) when the series are per family; it took as long as the
+// longest of them, as they ran at the same time.
+func firstSyncOf(families map[string]*dto.MetricFamily, name string) (time.Duration, bool, error) {
+	f, ok := families[name]
+	if !ok {
+		return 0, false, nil
+	}
+	if f.GetType() != dto.MetricType_HISTOGRAM {
+		return 0, false, fmt.Errorf("metric %s is a %s, not a histogram", name, f.GetType())
+	}
+	var longest float64
+	perFamily, ipv4 := false, false
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "ip_family" {
+				perFamily, ipv4 = true, ipv4 || l.GetValue() == "IPv4"
+			}
+		}
+		h := m.GetHistogram()
+		if h.GetSampleCount() == 0 {
+			return 0, false, nil
+		}
+		longest = max(longest, h.GetSampleSum()/float64(h.GetSampleCount()))
+	}
+	if len(f.GetMetric()) == 0 || (perFamily && !ipv4) {
+		return 0, false, nil
+	}
+	return time.Duration(longest * float64(time.Second)), true, nil
+}
+
 // valueOf returns the sum of the counter or gauge called name over the label sets that
 // carry every label in match.
 func valueOf(families map[string]*dto.MetricFamily, name string, match map[string]string) float64 {

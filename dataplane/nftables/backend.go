@@ -375,6 +375,21 @@ func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, 
 			claims: map[string]map[string]claim{},
 		}
 	}
+	// A full sync flushes a chain only when the listing found it: flushing a
+	// chain the same transaction creates is a no-op that nft still parses and
+	// sends, one command per chain (11,000 at 1,000 service ports).
+	var listed map[string]bool
+	if full {
+		listed = make(map[string]bool, len(existing.chains))
+		for _, c := range existing.chains {
+			listed[c] = true
+		}
+	}
+	flush := func(c *knftables.Chain) {
+		if !full || listed[c.Name] {
+			tx.Flush(c)
+		}
+	}
 	fixedMaps, fixedSets := fixedContainers(f)
 	for _, m := range fixedMaps {
 		if rec.claims[m.Name] == nil {
@@ -438,14 +453,14 @@ func write(tx *knftables.Transaction, f model.Family, d *desired, prev *record, 
 	}
 	if fixedChanged {
 		for _, c := range d.fixed {
-			tx.Flush(c.chain)
+			flush(c.chain)
 			for _, r := range c.rules {
 				tx.Add(&knftables.Rule{Chain: c.chain.Name, Rule: r})
 			}
 		}
 	}
 	for _, c := range write {
-		tx.Flush(&knftables.Chain{Name: c.name})
+		flush(&knftables.Chain{Name: c.name})
 		for _, r := range c.rules {
 			tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
 		}

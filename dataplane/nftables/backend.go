@@ -75,15 +75,27 @@ type SyncStats struct {
 	// Err is the sync's error, nil when it succeeded.
 	Err error
 
-	tx *knftables.Transaction
+	size *txSize
+}
+
+// txSize is the size of a transaction's nft text, computed once: the text is as
+// big as the transaction (13 MB at 5,000 service ports on a first sync), and the
+// agent asks after every sync.
+type txSize struct {
+	once sync.Once
+	tx   *knftables.Transaction
+	n    int
 }
 
 // Bytes returns the size of the transaction's nft text.
 func (s SyncStats) Bytes() int {
-	if s.tx == nil {
+	if s.size == nil {
 		return 0
 	}
-	return len(s.tx.String())
+	s.size.once.Do(func() {
+		s.size.n, s.size.tx = len(s.size.tx.String()), nil
+	})
+	return s.size.n
 }
 
 // Backend is the nftables backend: a dataplane.Backend, dataplane.FullSyncer,
@@ -297,7 +309,7 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	applyStart := b.now()
 	stats.Render = applyStart.Sub(renderStart)
 	stats.Chains, stats.Deleted, stats.Elements, stats.Conflicts = n.chains, n.deleted, n.elements, n.conflicts
-	stats.Operations, stats.tx = tx.NumOperations(), tx
+	stats.Operations, stats.size = tx.NumOperations(), &txSize{tx: tx}
 	if err := nft.Run(ctx, tx); err != nil {
 		return err
 	}

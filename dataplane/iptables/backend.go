@@ -288,12 +288,19 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	}()
 
 	var existing *savedNAT
+	var filterHooks []savedJump
 	if full {
 		saved, err := b.exec.Save(ctx, f, TableNAT)
 		if err != nil {
 			return fmt.Errorf("listing existing chains: %w", err)
 		}
 		existing = parseSavedNAT(saved)
+		// The filter table is small: one listing of it stands for an iptables -C
+		// per filter hook (and an -I per missing one), nine runs a family.
+		if saved, err = b.exec.Save(ctx, f, TableFilter); err != nil {
+			return fmt.Errorf("listing existing hooks: %w", err)
+		}
+		filterHooks = savedHooks(TableFilter, saved)
 	}
 
 	renderStart := b.now()
@@ -306,32 +313,39 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	}
 
 	payload := out.payload
-	var natHooks map[int]hookState
+	var states map[int]hookState
 	if full && existing != nil {
-		// The nat hooks the listing shows missing go into the payload itself,
-		// and the ones it shows in place need no iptables -C: with
-		// iptables-legacy each -C or -I reads (and -I rewrites) the whole nat
-		// table, seconds apiece at 10,000 service ports, where kube-proxy's
-		// jumps go in while its table is still small.
-		natHooks = natHookStates(existing)
+		// The hooks the listings show missing go into the payload itself, and
+		// the ones they show in place need no iptables -C: with iptables-legacy
+		// each -C or -I reads (and -I rewrites) the whole table, seconds apiece
+		// for nat at 10,000 service ports, where kube-proxy's jumps go in while
+		// its table is still small; and each is one more run of iptables.
+		states = hookStates(map[Table][]savedJump{TableNAT: existing.hooks, TableFilter: filterHooks})
 		var missing []Jump
 		for i, j := range hooks {
-			if s, ok := natHooks[i]; ok && s == hookMissing {
+			if states[i] == hookMissing {
 				missing = append(missing, j)
 			}
 		}
-		payload = withHooks(payload, missing)
+		var ok bool
+		if payload, ok = withHooks(payload, missing); !ok {
+			for i, s := range states {
+				if s == hookMissing {
+					states[i] = hookUnknown // EnsureJump, after the restore
+				}
+			}
+		}
 		stats.PayloadBytes = len(payload)
 	}
 	if err := b.exec.Restore(ctx, f, payload); err != nil {
 		return err
 	}
 	if full {
-		// The other hooks go in after the restore, which creates the chains they
-		// jump to. Installing them in reverse order at the top of each built-in
-		// chain leaves them in the order of hooks.
+		// The hooks a listing could not decide on go in after the restore, which
+		// creates the chains they jump to. Installing them in reverse order at
+		// the top of each built-in chain leaves them in the order of hooks.
 		for i := len(hooks) - 1; i >= 0; i-- {
-			if s, ok := natHooks[i]; ok && s != hookUnknown {
+			if s, ok := states[i]; ok && s != hookUnknown {
 				continue
 			}
 			if err := b.exec.EnsureJump(ctx, f, hooks[i]); err != nil {
@@ -443,16 +457,22 @@ func parseSavedNAT(saved []byte) *savedNAT {
 	rewritten := func(chain string) bool {
 		return isServiceChain(chain) || chain == chainCanary || slices.Contains(fixedChains[TableNAT], chain)
 	}
-	builtin := func(chain string) bool { return slices.Contains(builtinChains[TableNAT], chain) }
-	fixed := func(chain string) bool { return slices.Contains(fixedChains[TableNAT], chain) }
 	return &savedNAT{
 		chains: savedChains(saved),
 		jumps:  savedJumps(saved, func(chain string) bool { return !rewritten(chain) }, isServiceChain),
-		hooks:  savedJumps(saved, builtin, fixed),
+		hooks:  savedHooks(TableNAT, saved),
 	}
 }
 
-// hookState is what a full sync's listing of the nat table says of one hook.
+// savedHooks returns the rules of table's built-in chains, in its iptables-save
+// output, that jump to one of our fixed chains: where the hooks are.
+func savedHooks(table Table, saved []byte) []savedJump {
+	builtin := func(chain string) bool { return slices.Contains(builtinChains[table], chain) }
+	fixed := func(chain string) bool { return slices.Contains(fixedChains[table], chain) }
+	return savedJumps(saved, builtin, fixed)
+}
+
+// hookState is what a full sync's listing of a table says of one hook.
 type hookState int
 
 const (
@@ -466,17 +486,16 @@ const (
 	hookMissing
 )
 
-// natHookStates tells, for each nat hook (by its index in hooks), whether the saved
-// table has it.
-func natHookStates(existing *savedNAT) map[int]hookState {
+// hookStates tells, for each hook (by its index in hooks), whether saved, the
+// hooks found in each table's listing (savedHooks), hold it. Both tables have an
+// OUTPUT chain jumping to SVCP-SERVICES, so each hook is looked up in its own
+// table's only.
+func hookStates(saved map[Table][]savedJump) map[int]hookState {
 	out := map[int]hookState{}
 	for i, j := range hooks {
-		if j.Table != TableNAT {
-			continue
-		}
 		state := hookMissing
 		want := append([]string{j.Chain}, j.Args()...)
-		for _, h := range existing.hooks {
+		for _, h := range saved[j.Table] {
 			chain, _, _ := strings.Cut(h.rule, " ")
 			if chain != j.Chain || h.target != j.Target {
 				continue
@@ -492,30 +511,40 @@ func natHookStates(existing *savedNAT) map[int]hookState {
 	return out
 }
 
-// withHooks returns payload (ending with the nat table's COMMIT) with the missing
-// hooks inserted at the top of their chains, in the order of hooks, inside the same
-// transaction.
-func withHooks(payload []byte, missing []Jump) []byte {
+// withHooks returns payload (a filter section, then a nat section, each ending
+// with COMMIT) with the missing hooks inserted at the top of their chains, in the
+// order of hooks, inside the same transaction as the chains they jump to; false,
+// with payload unchanged, when payload does not read so.
+func withHooks(payload []byte, missing []Jump) ([]byte, bool) {
 	if len(missing) == 0 {
-		return payload
+		return payload, true
 	}
-	body, ok := bytes.CutSuffix(payload, []byte("COMMIT\n"))
-	if !ok {
-		return payload
-	}
+	const commit = "\nCOMMIT\n"
 	var b bytes.Buffer
 	b.Grow(len(payload) + 128*len(missing))
-	b.Write(body)
-	for i := len(missing) - 1; i >= 0; i-- {
-		j := missing[i]
-		b.WriteString("-I " + j.Chain + " 1")
-		for _, m := range j.Match {
-			b.WriteString(" " + m)
+	rest := payload
+	for _, table := range []Table{TableFilter, TableNAT} {
+		end := bytes.Index(rest, []byte(commit))
+		if !bytes.HasPrefix(rest, []byte("*"+string(table)+"\n")) || end < 0 {
+			return payload, false
 		}
-		b.WriteString(" -m comment --comment " + saveString(j.Comment) + " -j " + j.Target + "\n")
+		b.Write(rest[:end+1])
+		for i := len(missing) - 1; i >= 0; i-- {
+			j := missing[i]
+			if j.Table != table {
+				continue
+			}
+			b.WriteString("-I " + j.Chain + " 1")
+			for _, m := range j.Match {
+				b.WriteString(" " + m)
+			}
+			b.WriteString(" -m comment --comment " + saveString(j.Comment) + " -j " + j.Target + "\n")
+		}
+		b.WriteString("COMMIT\n")
+		rest = rest[end+len(commit):]
 	}
-	b.WriteString("COMMIT\n")
-	return b.Bytes()
+	b.Write(rest)
+	return b.Bytes(), true
 }
 
 // savedJump is one rule of iptables-save output that jumps to another chain.

@@ -95,6 +95,11 @@ type familyState struct {
 	checked bool
 	// natCheckedAt is when Tampered last listed the nat table.
 	natCheckedAt time.Time
+	// clean are the versions of the canary tables (TableVersioner) when they were
+	// last known to hold our rules: right after a sync wrote them, or when a
+	// listing found them in place. A table still at its version needs no listing.
+	// Nil when the Executor has no versions or the kernel's state is unknown.
+	clean map[Table]string
 }
 
 // natCheckPeriod is how often Tampered lists the nat table when a listing reads the
@@ -159,10 +164,19 @@ func (b *Backend) Tampered(ctx context.Context) (bool, error) {
 			continue // the next sync is full anyway
 		}
 		fs.checked = false
-		tables, checkNAT := canaryTables, true
-		if wt, ok := b.exec.(interface{ ReadsWholeTable() bool }); ok && wt.ReadsWholeTable() &&
-			!fs.natCheckedAt.IsZero() && b.now().Sub(fs.natCheckedAt) < natCheckPeriod {
-			tables, checkNAT = []Table{TableFilter}, false
+		versions := b.versions(ctx, f)
+		wholeTable := false
+		if wt, ok := b.exec.(interface{ ReadsWholeTable() bool }); ok && wt.ReadsWholeTable() {
+			wholeTable = true
+		}
+		var tables []Table
+		checkNAT := false
+		for _, t := range changedTables(fs.clean, versions) {
+			if t == TableNAT && wholeTable && !fs.natCheckedAt.IsZero() && b.now().Sub(fs.natCheckedAt) < natCheckPeriod {
+				continue
+			}
+			tables = append(tables, t)
+			checkNAT = checkNAT || t == TableNAT
 		}
 		if checkNAT {
 			fs.natCheckedAt = b.now()
@@ -185,11 +199,56 @@ func (b *Backend) Tampered(ctx context.Context) (bool, error) {
 				"family", f.String(), "tables", flushed, "canary", chainCanary, "chain", chainServices)
 		default:
 			fs.checked = true
+			if versions != nil {
+				if fs.clean == nil {
+					fs.clean = map[Table]string{}
+				}
+				for _, t := range tables {
+					fs.clean[t] = versions[t]
+				}
+			}
 			continue
 		}
 		fs.needFull, tampered = true, true
 	}
 	return tampered, errors.Join(errs...)
+}
+
+// versions returns the version of each canary table of family, or nil when the
+// Executor cannot tell them (it is not a TableVersioner, or reading failed: then
+// the tables are listed, as without versions).
+func (b *Backend) versions(ctx context.Context, f model.Family) map[Table]string {
+	tv, ok := b.exec.(TableVersioner)
+	if !ok {
+		return nil
+	}
+	out := make(map[Table]string, len(canaryTables))
+	for _, t := range canaryTables {
+		v, err := tv.TableVersion(ctx, f, t)
+		if err != nil {
+			if !errors.Is(err, ErrNoVersion) {
+				logr.FromContextOrDiscard(ctx).V(1).Info("cannot tell whether a table changed; listing it", "family", f.String(), "table", t, "error", err.Error())
+			}
+			return nil
+		}
+		out[t] = v
+	}
+	return out
+}
+
+// changedTables returns the canary tables whose version (in now) is not the one in
+// clean: every one when either is nil.
+func changedTables(clean, now map[Table]string) []Table {
+	if clean == nil || now == nil {
+		return canaryTables
+	}
+	var out []Table
+	for _, t := range canaryTables {
+		if v, ok := clean[t]; !ok || v != now[t] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // LastSync returns the statistics of family's last Sync.
@@ -259,7 +318,9 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	checked := fs.checked
 	fs.checked = false
 	if !full && !checked {
-		flushed, err := b.flushedTables(ctx, f, canaryTables)
+		// Tables still at the version they had when last known to be in place
+		// need no listing either.
+		flushed, err := b.flushedTables(ctx, f, changedTables(fs.clean, b.versions(ctx, f)))
 		stats.Check = b.now().Sub(stats.Start)
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -283,7 +344,7 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 		if err != nil {
 			// The kernel may or may not hold what we tried to write: forget the
 			// record so that the next sync rewrites everything.
-			fs.applied, fs.needFull = nil, true
+			fs.applied, fs.needFull, fs.clean = nil, true, nil
 		}
 	}()
 
@@ -355,6 +416,11 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	}
 	stats.Apply = b.now().Sub(applyStart)
 	fs.applied, fs.needFull = out.services, false
+	// The tables now hold what this sync wrote. Their versions, read right
+	// after, stand for a listing until they move; a flush in the milliseconds
+	// between the restore and this read would go unseen until the next full
+	// sync, as one between kube-proxy's canary polls does.
+	fs.clean = b.versions(ctx, f)
 	return nil
 }
 
@@ -385,7 +451,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 	var errs []error
 	for _, f := range b.families {
 		fs := b.state[f]
-		fs.applied, fs.needFull = nil, true
+		fs.applied, fs.needFull, fs.clean = nil, true, nil
 		for _, j := range hooks {
 			if err := b.exec.DeleteJump(ctx, f, j); err != nil {
 				errs = append(errs, fmt.Errorf("%s: removing hook from %s %s: %w", f, j.Table, j.Chain, err))

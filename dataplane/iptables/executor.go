@@ -18,6 +18,7 @@ package iptables
 
 import (
 	"context"
+	"errors"
 
 	"github.com/svcplane/svcplane/dataplane/model"
 )
@@ -78,6 +79,21 @@ type Executor interface {
 	// chain does not exist; an error means the chain could not be read.
 	ListRules(ctx context.Context, family model.Family, table Table, chain string) (rules []string, exists bool, err error)
 }
+
+// TableVersioner is an Executor that can tell, without running a tool, whether a
+// table changed: Backend.Tampered lists the canaries only of tables whose version
+// moved since they were last found in place, so that an idle agent runs no
+// iptables at all.
+type TableVersioner interface {
+	// TableVersion returns a value that changes whenever a rule or chain of table
+	// changes (it may change for other reasons too). ErrNoVersion means the
+	// Executor cannot tell; any other error, that it failed to.
+	TableVersion(ctx context.Context, family model.Family, table Table) (string, error)
+}
+
+// ErrNoVersion is TableVersion's error when the Executor cannot tell a table's
+// version at all.
+var ErrNoVersion = errors.New("table versions are not available")
 
 // conntrackNew restricts filter hooks to the first packet of a connection: once a
 // connection is accepted or DNATed, conntrack carries the rest.

@@ -120,8 +120,12 @@ func (r *EndpointSliceReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	var pods []*corev1.Pod
 	zones := map[string]string{}
 	if endpoints.Selects(svc) {
+		// The index narrows the candidates to the pods that carry one of the
+		// selector's labels, instead of matching every pod in the namespace.
 		list := &corev1.PodList{}
-		if err := r.List(ctx, list, client.InNamespace(svc.Namespace), client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(svc.Spec.Selector)}); err != nil {
+		if err := r.List(ctx, list, client.InNamespace(svc.Namespace),
+			client.MatchingFields{podLabelIndex: selectorIndexKey(svc.Spec.Selector)},
+			client.MatchingLabelsSelector{Selector: labels.SelectorFromSet(svc.Spec.Selector)}); err != nil {
 			return ctrl.Result{}, err
 		}
 		for i := range list.Items {
@@ -197,7 +201,7 @@ func (r *EndpointSliceReconciler) apply(ctx context.Context, key string, plan en
 // managedSlices lists the slices svcplane manages for one Service.
 func (r *EndpointSliceReconciler) managedSlices(ctx context.Context, namespace, name string) ([]*discoveryv1.EndpointSlice, error) {
 	list := &discoveryv1.EndpointSliceList{}
-	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{
+	if err := r.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{sliceServiceIndex: name}, client.MatchingLabels{
 		v1alpha1.LabelServiceName: name,
 		v1alpha1.LabelManagedBy:   v1alpha1.ManagedByValue,
 	}); err != nil {
@@ -221,9 +225,85 @@ func (r *EndpointSliceReconciler) nodeZone(ctx context.Context, name string) (st
 	return node.Labels[zoneLabel], true, nil
 }
 
-// SetupWithManager registers the reconciler and its watches with the manager.
+// Cache indexes of the reconciler: every reconcile lists one Service's pods and
+// slices, and every pod event looks for the Services selecting the pod; matching
+// each pod, slice or Service of the namespace instead made most of the manager's
+// CPU time under pod churn.
+const (
+	// podLabelIndex indexes pods by each of their labels, as "key=value".
+	podLabelIndex = "endpointslice.svcplane.io/pod-label"
+	// serviceSelectorIndex indexes the Services with endpoints by each label of
+	// their selector, as "key=value", to find the Services a pod change concerns.
+	serviceSelectorIndex = "endpointslice.svcplane.io/selector-label"
+	// sliceServiceIndex indexes the slices svcplane manages by their Service's name.
+	sliceServiceIndex = "endpointslice.svcplane.io/service-name"
+)
+
+func podLabelPairs(obj client.Object) []string {
+	l := obj.GetLabels()
+	out := make([]string, 0, len(l))
+	for k, v := range l {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// selectorIndexKey is the podLabelIndex key of one of selector's labels, the same one
+// every time: the pods it finds are a superset of those the selector matches.
+func selectorIndexKey(selector map[string]string) string {
+	key := ""
+	for k := range selector {
+		if key == "" || k < key {
+			key = k
+		}
+	}
+	return key + "=" + selector[key]
+}
+
+// selectorPairs are the serviceSelectorIndex keys of a Service with endpoints.
+func selectorPairs(obj client.Object) []string {
+	svc := obj.(*v1alpha1.Service)
+	if !endpoints.Selects(svc) {
+		return nil
+	}
+	out := make([]string, 0, len(svc.Spec.Selector))
+	for k, v := range svc.Spec.Selector {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// selectsLabels reports whether a non-empty selector matches a label set.
+func selectsLabels(selector, set map[string]string) bool {
+	for k, v := range selector {
+		if got, ok := set[k]; !ok || got != v {
+			return false
+		}
+	}
+	return len(selector) > 0
+}
+
+func managedSliceService(obj client.Object) []string {
+	l := obj.GetLabels()
+	if l[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || l[v1alpha1.LabelServiceName] == "" {
+		return nil
+	}
+	return []string{l[v1alpha1.LabelServiceName]}
+}
+
+// SetupWithManager registers the reconciler, its cache indexes and its watches with
+// the manager.
 func (r *EndpointSliceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.expectations = sliceExpectations{byService: map[string]map[string]expectation{}}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, podLabelIndex, podLabelPairs); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.Service{}, serviceSelectorIndex, selectorPairs); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &discoveryv1.EndpointSlice{}, sliceServiceIndex, managedSliceService); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Service{}).
 		Watches(&corev1.Pod{}, r.podHandler(), builder.WithPredicates(podChanged())).
@@ -238,27 +318,30 @@ func (r *EndpointSliceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // BatchPeriod.
 func (r *EndpointSliceReconciler) podHandler() handler.EventHandler {
 	enqueue := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], pods ...client.Object) {
-		services := &v1alpha1.ServiceList{}
-		// Read-only: the cache's own objects, not a copy of every Service per event.
-		if err := r.List(ctx, services, client.InNamespace(pods[0].GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
-			logf.FromContext(ctx).Error(err, "listing Services for a pod change")
-			return
-		}
-		for i := range services.Items {
-			svc := &services.Items[i]
-			if !endpoints.Selects(svc) {
-				continue
-			}
-			selector := labels.SelectorFromSet(svc.Spec.Selector)
-			for _, pod := range pods {
-				if selector.Matches(labels.Set(pod.GetLabels())) {
+		queued := map[string]bool{}
+		for _, pod := range pods {
+			// Only Services whose selector has one of the pod's labels can select
+			// it; the index finds them without looking at every Service.
+			for _, pair := range podLabelPairs(pod) {
+				services := &v1alpha1.ServiceList{}
+				// Read-only: the cache's own objects, not copies.
+				if err := r.List(ctx, services, client.InNamespace(pod.GetNamespace()),
+					client.MatchingFields{serviceSelectorIndex: pair}, client.UnsafeDisableDeepCopy); err != nil {
+					logf.FromContext(ctx).Error(err, "listing Services for a pod change")
+					return
+				}
+				for i := range services.Items {
+					svc := &services.Items[i]
+					if queued[svc.Name] || !selectsLabels(svc.Spec.Selector, pod.GetLabels()) {
+						continue
+					}
+					queued[svc.Name] = true
 					req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(svc)}
 					if r.BatchPeriod > 0 {
 						q.AddAfter(req, r.BatchPeriod)
 					} else {
 						q.Add(req)
 					}
-					break
 				}
 			}
 		}
@@ -313,11 +396,11 @@ func zoneChanged() predicate.Predicate {
 }
 
 func sliceToService(_ context.Context, obj client.Object) []reconcile.Request {
-	l := obj.GetLabels()
-	if l[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || l[v1alpha1.LabelServiceName] == "" {
-		return nil
+	var out []reconcile.Request
+	for _, name := range managedSliceService(obj) {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}})
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: l[v1alpha1.LabelServiceName]}}}
+	return out
 }
 
 // allSelectingServices queues every Service with a selector: a Node's zone changed

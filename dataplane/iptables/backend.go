@@ -100,6 +100,9 @@ type familyState struct {
 	// listing found them in place. A table still at its version needs no listing.
 	// Nil when the Executor has no versions or the kernel's state is unknown.
 	clean map[Table]string
+	// fixed is the hash of the fixed chains' rules the last successful sync
+	// wrote (rendered.fixed), valid while applied is not nil.
+	fixed uint64
 }
 
 // natCheckPeriod is how often Tampered lists the nat table when a listing reads the
@@ -372,6 +375,16 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 	for _, rule := range out.unhooked {
 		log.Info("deleting someone else's rule that jumps into a chain being removed", "table", TableNAT, "rule", "-A "+rule)
 	}
+	if !full && out.written == 0 && out.deleted == 0 && out.fixed == fs.fixed {
+		// Nothing changed for this family (a Service without a cluster IP yet,
+		// an event about another family, a field no rule uses): the kernel
+		// holds the payload already, and with iptables-legacy restoring it
+		// anyway would rewrite the whole table, a second at 5,000 service
+		// ports.
+		stats.PayloadBytes = 0
+		fs.applied, fs.needFull = out.services, false
+		return nil
+	}
 
 	payload := out.payload
 	var states map[int]hookState
@@ -415,7 +428,7 @@ func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View)
 		}
 	}
 	stats.Apply = b.now().Sub(applyStart)
-	fs.applied, fs.needFull = out.services, false
+	fs.applied, fs.needFull, fs.fixed = out.services, false, out.fixed
 	// The tables now hold what this sync wrote. Their versions, read right
 	// after, stand for a listing until they move; a flush in the milliseconds
 	// between the restore and this read would go unseen until the next full

@@ -117,14 +117,27 @@ func TestPartialSyncWritesOnlyTheChangedService(t *testing.T) {
 		t.Errorf("a partial sync left a different state than a full sync:\n%s", lineDiff(want, got))
 	}
 
-	// Nothing changed: only the fixed chains are rewritten.
+	// Nothing changed: nothing is written.
+	restores := len(fake.restores[model.IPv4])
 	if err := b.Sync(ctx, next); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range declaredChains(fake.LastRestore(model.IPv4)) {
-		if isServiceChain(c) {
-			t.Errorf("a sync with nothing new rewrote %s", c)
-		}
+	if n := len(fake.restores[model.IPv4]) - restores; n != 0 {
+		t.Errorf("a sync with nothing new ran iptables-restore %d times, want 0", n)
+	}
+	if st := b.LastSync(model.IPv4); st.Full || st.Written != 0 || st.PayloadBytes != 0 {
+		t.Errorf("a sync with nothing new: %+v", st)
+	}
+
+	// A change to the fixed chains alone (a node port, whose rule is in
+	// SVCP-NODEPORTS) is written, with no service chain.
+	withNodePort := threeServices("10.244.2.3", "10.244.2.14")
+	nodePort(30123)(withNodePort.IPv4.ServicePorts[0])
+	if err := b.Sync(ctx, withNodePort); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fake.Dump(), fullSyncDump(t, withNodePort, model.IPv4); got != want {
+		t.Errorf("a change of the fixed chains was not written:\n%s", lineDiff(want, got))
 	}
 }
 
@@ -282,7 +295,8 @@ func TestTamperingIsRepaired(t *testing.T) {
 	if err := fake.Restore(ctx, model.IPv4, []byte(tamper)); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Sync(ctx, st); err == nil || !strings.Contains(err.Error(), "no such chain") {
+	// A partial sync with something to write (a second endpoint for b).
+	if err := b.Sync(ctx, threeServices("10.244.2.3", "10.244.2.9")); err == nil || !strings.Contains(err.Error(), "no such chain") {
 		t.Fatalf("a partial sync over a missing chain = %v, want the restore to fail", err)
 	}
 	if got := b.LastSync(model.IPv4); got.Full || got.Flushed != nil {
@@ -506,7 +520,12 @@ func TestFlushIsNoticedByTheNextSync(t *testing.T) {
 				svcPort("a", "10.96.0.1", eps("10.244.2.1", "10.244.2.2"), nodePort(30001)),
 				svcPort("a6", "fd00:10:96::1", eps("fd00:10:244:2::1")),
 			)
-			for range 2 {
+			// A full sync, then a partial one with something to write.
+			before := state(
+				svcPort("a", "10.96.0.1", eps("10.244.2.1"), nodePort(30001)),
+				svcPort("a6", "fd00:10:96::1", eps("fd00:10:244:2::1")),
+			)
+			for _, st := range []*model.State{before, st} {
 				if err := b.Sync(ctx, st); err != nil {
 					t.Fatal(err)
 				}

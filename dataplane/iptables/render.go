@@ -54,6 +54,10 @@ type rendered struct {
 	// unhooked are the rules of other chains that payload deletes because they
 	// jump into a chain it deletes, as "CHAIN args...".
 	unhooked []string
+	// fixed is the hash of the fixed chains' rules, canaries aside: a partial
+	// render that writes and deletes no service chain, with the fixed rules of
+	// the last applied one, has nothing to apply.
+	fixed uint64
 }
 
 // savedNAT is what a full sync reads of the kernel's nat table before it rewrites
@@ -89,8 +93,15 @@ type renderer struct {
 
 	filterChains, filterRules bytes.Buffer
 	natChains, natRules       bytes.Buffer
-	deletes                   bytes.Buffer
-	out                       bytes.Buffer
+	// canaryFilter and canaryNAT hold the canary rules, which only full
+	// renders write; natServiceRules the rules of the service ports' own chains.
+	// filterRules and natRules keep the rest: the fixed chains' rules, which
+	// every render writes, and whose hash tells whether a render that writes no
+	// service port changes anything at all.
+	canaryFilter, canaryNAT bytes.Buffer
+	natServiceRules         bytes.Buffer
+	deletes                 bytes.Buffer
+	out                     bytes.Buffer
 
 	// svcChains and svcRules hold one service port's own chains until the
 	// renderer knows whether they changed; dispatchNAT and dispatchFilter its
@@ -240,6 +251,9 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 	r.gen++
 	r.filterChains.Reset()
 	r.filterRules.Reset()
+	r.canaryFilter.Reset()
+	r.canaryNAT.Reset()
+	r.natServiceRules.Reset()
 	r.natChains.Reset()
 	r.natRules.Reset()
 	r.deletes.Reset()
@@ -260,7 +274,7 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 		for _, b := range []*bytes.Buffer{&r.filterChains, &r.natChains} {
 			declareChain(b, chainCanary)
 		}
-		for _, b := range []*bytes.Buffer{&r.filterRules, &r.natRules} {
+		for _, b := range []*bytes.Buffer{&r.canaryFilter, &r.canaryNAT} {
 			r.rule(b, "-A", chainCanary, "-m", "comment", "--comment", canary, "-j", "RETURN")
 		}
 	}
@@ -306,7 +320,7 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 			continue
 		}
 		r.natChains.Write(r.svcChains.Bytes())
-		r.natRules.Write(r.svcRules.Bytes())
+		r.natServiceRules.Write(r.svcRules.Bytes())
 		out.written++
 		out.services[p.Name] = rec
 		if !full && had {
@@ -372,15 +386,26 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 		}
 	}
 
+	var fixed maphash.Hash
+	fixed.SetSeed(r.seed)
+	fixed.Write(r.filterRules.Bytes())
+	fixed.WriteByte(0)
+	fixed.Write(r.natRules.Bytes())
+	out.fixed = fixed.Sum64()
+
 	b := &r.out
 	b.Reset()
-	b.Grow(r.filterChains.Len() + r.filterRules.Len() + r.natChains.Len() + r.natRules.Len() + r.deletes.Len() + 32)
+	b.Grow(r.filterChains.Len() + r.canaryFilter.Len() + r.filterRules.Len() + r.natChains.Len() + r.canaryNAT.Len() +
+		r.natRules.Len() + r.natServiceRules.Len() + r.deletes.Len() + 32)
 	b.WriteString("*filter\n")
 	b.Write(r.filterChains.Bytes())
+	b.Write(r.canaryFilter.Bytes())
 	b.Write(r.filterRules.Bytes())
 	b.WriteString("COMMIT\n*nat\n")
 	b.Write(r.natChains.Bytes())
+	b.Write(r.canaryNAT.Bytes())
 	b.Write(r.natRules.Bytes())
+	b.Write(r.natServiceRules.Bytes())
 	b.Write(r.deletes.Bytes())
 	b.WriteString("COMMIT\n")
 	out.payload = b.Bytes()

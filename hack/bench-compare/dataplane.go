@@ -79,6 +79,7 @@ type dataplanePoint struct {
 	Variant  string
 	Services int // service ports
 	Sides    map[string]*proxySide
+	Note     string // how the point ran, when not as the others (the IPVS VM)
 }
 
 // proxy is one running proxy: its process, namespace and metrics endpoint.
@@ -122,6 +123,9 @@ func (x *proxy) firstSync(ctx context.Context) (time.Duration, bool, error) {
 // Services of each kind with endpointsPer hand-made endpoints each (the same for both),
 // each proxy in a network namespace of its own.
 func dataplaneWorkload(ctx context.Context, b *bench, v variant, services, endpointsPer int, idle time.Duration) (*dataplanePoint, error) {
+	if v.Name == variantIPVS.Name {
+		return ipvsWorkload(ctx, b, services, endpointsPer, idle) // inside a VM: ipvs.go
+	}
 	ns, err := namespace(ctx, b.c, "dp-")
 	if err != nil {
 		return nil, err
@@ -305,32 +309,37 @@ func measureChange(ctx context.Context, proxies map[string]*proxy, change func()
 // n endpoints in a hand-made slice each (managed by the harness, so that neither
 // controller touches them).
 func createDataplaneService(ctx context.Context, c client.Client, ns string, i, n int) error {
+	for _, side := range []string{sideSvcplane, sideKube} {
+		for _, obj := range dataplaneObjects(side, ns, i, n) {
+			if err := c.Create(ctx, obj); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// dataplaneObjects returns side's Service i and its slice of n endpoints: a svcplane
+// Service and slice for the agent, a core Service and slice for kube-proxy.
+func dataplaneObjects(side, ns string, i, n int) []client.Object {
 	name := fmt.Sprintf("svc-%d", i)
-	if err := c.Create(ctx, &v1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1alpha1.ServiceSpec{Ports: []v1alpha1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}); err != nil {
-		return err
-	}
-	if err := c.Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}); err != nil {
-		return err
-	}
 	eps := make([]discoveryv1.Endpoint, n)
 	for k := range eps {
 		eps[k] = discoveryv1.Endpoint{Addresses: []string{podIP(i*16 + k)}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}
 	}
 	ports := []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To[int32](8080), Protocol: ptr.To(corev1.ProtocolTCP)}}
-	for _, labels := range []map[string]string{
-		{v1alpha1.LabelServiceName: name, v1alpha1.LabelManagedBy: "bench-compare"},
-		{discoveryv1.LabelServiceName: name, v1alpha1.LabelManagedBy: "bench-compare"},
-	} {
-		if err := c.Create(ctx, &discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, GenerateName: name + "-", Labels: labels},
-			AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps, Ports: ports,
-		}); err != nil {
-			return err
-		}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, GenerateName: name + "-", Labels: map[string]string{v1alpha1.LabelManagedBy: "bench-compare"}},
+		AddressType: discoveryv1.AddressTypeIPv4, Endpoints: eps, Ports: ports,
 	}
-	return nil
+	if side == sideSvcplane {
+		slice.Labels[v1alpha1.LabelServiceName] = name
+		return []client.Object{&v1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: v1alpha1.ServiceSpec{Ports: []v1alpha1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}, slice}
+	}
+	slice.Labels[discoveryv1.LabelServiceName] = name
+	return []client.Object{&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}}}, slice}
 }
 
 // moveEndpoint gives the first endpoint of Service 0's slices (both kinds) a new address.

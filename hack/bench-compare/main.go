@@ -116,12 +116,13 @@ func parseSizes(s string) ([]int, error) {
 
 // parseVariants reads a comma-separated list of dataplane variants.
 func parseVariants(s string) ([]variant, error) {
-	known := map[string]variant{variantLegacy.Name: variantLegacy, variantIPTablesNFT.Name: variantIPTablesNFT, variantNFTables.Name: variantNFTables}
+	known := map[string]variant{variantLegacy.Name: variantLegacy, variantIPTablesNFT.Name: variantIPTablesNFT, variantNFTables.Name: variantNFTables,
+		variantIPVS.Name: variantIPVS}
 	var out []variant
 	for _, f := range strings.Split(s, ",") {
 		v, ok := known[strings.TrimSpace(f)]
 		if !ok {
-			return nil, fmt.Errorf("unknown variant %q: want iptables-legacy, iptables-nft or nftables", f)
+			return nil, fmt.Errorf("unknown variant %q: want iptables-legacy, iptables-nft, nftables or ipvs", f)
 		}
 		out = append(out, v)
 	}
@@ -143,10 +144,17 @@ func parseWorkloads(s string) (map[string]bool, error) {
 }
 
 func main() {
+	if job := os.Getenv(ipvsGuestEnv); job != "" {
+		// The guest side of the IPVS point, inside the VM (ipvs_guest.go).
+		if err := ipvsGuest(job); err != nil {
+			fail(err)
+		}
+		return
+	}
 	quick := flag.Bool("quick", false, "A few-minute run: 1,000 Services for allocation, 300 x 10 for endpoints over 20 s, 1,000 x 10 for the dataplane.")
 	endpoints := flag.String("endpoints-services", "", "Comma-separated Service counts of the endpoints workload (default 1000,5000; -quick 300).")
 	dataplane := flag.String("dataplane-services", "", "Comma-separated service-port counts of the dataplane workload (default 1000,5000,10000; -quick 1000).")
-	variants := flag.String("variants", "", "Comma-separated dataplane variants: iptables-legacy, iptables-nft, nftables (default iptables-legacy,nftables).")
+	variants := flag.String("variants", "", "Comma-separated dataplane variants: iptables-legacy, iptables-nft, nftables, ipvs (in a VM; default iptables-legacy,nftables).")
 	workloads := flag.String("workloads", "alloc,endpoints,dataplane", "Which workloads to run.")
 	allocN := flag.Int("alloc-services", 0, "Services of the allocation workload (default 1000).")
 	flips := flag.Duration("flip-duration", 0, "How long pods flip readiness in the endpoints workload (default 60s; -quick 20s).")

@@ -259,6 +259,9 @@ func (r *report) markdown(plots []string) string {
 		for _, d := range r.Dataplane {
 			a, k := d.Sides[sideSvcplane], d.Sides[sideKube]
 			p("#### %s, %s service ports × %d endpoints\n\n", d.Variant, num(d.Services), r.Config.EndpointsPer)
+			if d.Note != "" {
+				p("%s\n\n", d.Note)
+			}
 			p("| | agent | kube-proxy | ratio |\n|---|---|---|---|\n")
 			p("| first sync (its metric) | %s | %s | %s |\n", ms(a.FirstSync), ms(k.FirstSync), durRatio(a.FirstSync, k.FirstSync))
 			p("| start → first sync done | %s | %s | %s |\n", ms(a.FirstSyncReady), ms(k.FirstSyncReady), durRatio(a.FirstSyncReady, k.FirstSyncReady))

@@ -119,7 +119,7 @@ func RunTests(t *testing.T, opts Options) {
 	if err != nil {
 		skipOrFail(t, "%v", err)
 	}
-	kernelDir, err := fetchKernel(t)
+	kernelDir, err := fetchKernel()
 	if err != nil {
 		skipOrFail(t, "no kernel to boot: %v", err)
 	}
@@ -134,9 +134,9 @@ func RunTests(t *testing.T, opts Options) {
 	}
 	initrd := filepath.Join(dir, "initramfs.cpio")
 	if err := writeInitramfs(initrd, initramfs{
-		busybox: busybox, testBinary: bin, modRoot: modRoot,
-		modules: opts.Modules, onDemand: opts.OnDemand, run: opts.Run, verbose: testing.Verbose(),
-		bench: opts.Bench, benchTime: opts.BenchTime, binaries: opts.Binaries,
+		busybox: busybox, modRoot: modRoot, modules: opts.Modules, onDemand: opts.OnDemand, binaries: opts.Binaries,
+		files:   map[string]string{"guest.test": bin},
+		command: testCommand(opts, testing.Verbose()),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func RunTests(t *testing.T, opts Options) {
 		mem = 1024
 	}
 	start := time.Now()
-	res, err := boot(qemu, kernel, initrd, mem, timeout, func(line string) { t.Log("guest: " + line) })
+	res, err := boot(context.Background(), qemu, kernel, initrd, mem, timeout, nil, func(line string) { t.Log("guest: " + line) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,17 +163,19 @@ func RunTests(t *testing.T, opts Options) {
 	}
 }
 
-// boot runs qemu on kernel and initrd until the guest powers off, panics or
-// timeout passes, passing the test output to emit. The error is for qemu that
+// boot runs qemu on kernel and initrd until the guest powers off, panics,
+// timeout passes or ctx ends, passing the test output to emit; extra are more
+// qemu arguments (a network). The error is for qemu that
 // does not start; what the guest did is in the result.
-func boot(qemu, kernel, initrd string, mem int, timeout time.Duration, emit func(string)) (*consoleResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+func boot(ctx context.Context, qemu, kernel, initrd string, mem int, timeout time.Duration, extra []string, emit func(string)) (*consoleResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, qemu,
+	args := append([]string{
 		"-accel", "tcg", "-m", strconv.Itoa(mem), "-smp", "1",
 		"-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot",
 		"-kernel", kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init")
+		"-append", "console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init"}, extra...)
+	cmd := exec.CommandContext(ctx, qemu, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -307,7 +309,7 @@ func repoRoot() (string, error) {
 // fetchKernel runs hack/vm/kernel.sh, which downloads and unpacks Debian's kernel
 // package into bin/vm once, and returns the directory it printed. VM_KERNEL_DIR
 // names an unpacked package to use instead.
-func fetchKernel(t *testing.T) (string, error) {
+func fetchKernel() (string, error) {
 	if d := os.Getenv("VM_KERNEL_DIR"); d != "" {
 		return d, nil
 	}
@@ -364,10 +366,39 @@ func staticTestBinary(t *testing.T, dir string) (string, error) {
 
 // initramfs is what writeInitramfs puts in the guest's root file system.
 type initramfs struct {
-	busybox, testBinary, modRoot string
-	modules, onDemand, binaries  []string
-	run, bench, benchTime        string
-	verbose                      bool
+	busybox, modRoot            string
+	modules, onDemand, binaries []string
+	// files are copied as they are: guest path (relative to /) to host path.
+	files map[string]string
+	// command is the shell command line init runs once the modules are loaded;
+	// its exit status is printed after markerExit.
+	command string
+	// network brings eth0 up at guestAddr (QEMU's user network) before command.
+	network bool
+}
+
+// testCommand is the init's command line that runs the test binary at /guest.test
+// with opts' -test.run and -test.bench.
+func testCommand(opts Options, verbose bool) string {
+	args := []string{"-test.timeout=0"}
+	if verbose {
+		args = append(args, "-test.v")
+	}
+	if opts.Run != "" {
+		args = append(args, "-test.run="+shellQuote(opts.Run))
+	}
+	if opts.Bench != "" {
+		benchTime := opts.BenchTime
+		if benchTime == "" {
+			benchTime = "1x"
+		}
+		args = append(args, "-test.bench="+shellQuote(opts.Bench), "-test.benchtime="+shellQuote(benchTime), "-test.benchmem")
+	}
+	ci := os.Getenv("CI")
+	if ci != "true" {
+		ci = ""
+	}
+	return "env " + GuestEnv + "=1 CI=" + ci + " HOME=/tmp /guest.test " + strings.Join(args, " ")
 }
 
 // safeModule is the spelling a module name must have to go into the init script.
@@ -392,22 +423,9 @@ func writeInitramfs(path string, fs initramfs) error {
 	}
 	version := filepath.Base(fs.modRoot)
 
-	args := []string{"-test.timeout=0"}
-	if fs.verbose {
-		args = append(args, "-test.v")
-	}
-	if fs.run != "" {
-		args = append(args, "-test.run="+shellQuote(fs.run))
-	}
-	if fs.bench != "" {
-		if fs.benchTime == "" {
-			fs.benchTime = "1x"
-		}
-		args = append(args, "-test.bench="+shellQuote(fs.bench), "-test.benchtime="+shellQuote(fs.benchTime), "-test.benchmem")
-	}
-	ci := os.Getenv("CI")
-	if ci != "true" {
-		ci = ""
+	network := ""
+	if fs.network {
+		network = "ip addr add " + guestAddr + "/24 dev eth0 && ip link set eth0 up || echo \"svcplane-vm: eth0 is not up\"\n"
 	}
 	script := `#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin
@@ -421,9 +439,9 @@ ip link set lo up
 for m in ` + strings.Join(fs.modules, " ") + `; do
 	modprobe "$m" || echo "svcplane-vm: modprobe $m failed"
 done
-echo "` + markerRunning + `"
+` + network + `echo "` + markerRunning + `"
 cd /
-env ` + GuestEnv + `=1 CI=` + ci + ` HOME=/tmp /guest.test ` + strings.Join(args, " ") + `
+` + fs.command + `
 echo "` + markerExit + `$?"
 poweroff -f
 `
@@ -434,7 +452,9 @@ poweroff -f
 	w := newCPIOWriter(f)
 	w.file("init", 0o755, []byte(script))
 	w.copyFile("bin/busybox", fs.busybox)
-	w.copyFile("guest.test", fs.testBinary)
+	for _, name := range sortedKeys(fs.files) {
+		w.copyFile(name, fs.files[name])
+	}
 	w.charDevice("dev/console", 5, 1)
 	for _, m := range sortedKeys(deps) {
 		w.copyFile("lib/modules/"+version+"/"+idx.paths[m], filepath.Join(fs.modRoot, idx.paths[m]))

@@ -17,6 +17,7 @@ limitations under the License.
 package vm
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os"
@@ -93,7 +94,7 @@ func TestBootFailureShowsConsole(t *testing.T) {
 	if err != nil {
 		skipOrFail(t, "%v", err)
 	}
-	dir, err := fetchKernel(t)
+	dir, err := fetchKernel()
 	if err != nil {
 		skipOrFail(t, "no kernel to boot: %v", err)
 	}
@@ -114,7 +115,7 @@ func TestBootFailureShowsConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	res, err := boot(qemu, kernel, initrd, 256, 3*time.Minute, func(string) {})
+	res, err := boot(context.Background(), qemu, kernel, initrd, 256, 3*time.Minute, nil, func(string) {})
 	if err != nil {
 		t.Fatal(err)
 	}

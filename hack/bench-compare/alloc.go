@@ -19,6 +19,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
@@ -127,6 +130,107 @@ func allocWorkload(ctx context.Context, c client.WithWatch, n, clients int) (svc
 	}
 	core = allocResult{Lat: summarize(coreLat), Total: time.Since(begin)}
 	return svcp, core, nil
+}
+
+// fullPoint is the shape of the allocation point at a 99 %-full range: the prefix
+// length of both Service ranges (kube-apiserver's and the manager's, the same size)
+// and how many measured creates take them to 99 % full. The range stays small
+// because kube-apiserver's core Service creates slow down as the range fills: on this
+// 2-core machine, under load, filling a /18 went from about 35 to 12 creates a second
+// and a measured create at 93 % of it exceeded the API server's 60 s request timeout.
+type fullPoint struct {
+	Bits     int
+	Services int
+}
+
+// usable is the range's allocatable addresses: both allocators leave out the network
+// and broadcast addresses.
+func (f fullPoint) usable() int { return 1<<(32-f.Bits) - 2 }
+
+// prefill is how many Services fill the range before the measured creates, so that
+// 1 % of the range is still free after them: one address is already held (the
+// kubernetes Service on the core side, the warm-up Service on svcplane's).
+func (f fullPoint) prefill() int {
+	return f.usable() - 1 - f.Services - (f.usable()+99)/100
+}
+
+// allocFullPoint is the allocation workload at a nearly full range: on a control plane
+// of its own and with a manager of its own, both with a Service range of fp.Bits, it
+// fills each side's range with fp.prefill() Services (not measured) and then measures
+// fp.Services creates as allocWorkload does, which take both ranges to 99 % full.
+func allocFullPoint(ctx context.Context, b *bench, fp fullPoint, clients int) (*allocPair, error) {
+	fill := fp.prefill()
+	if fp.Bits < 12 || fp.Bits > 30 || fill < 0 {
+		return nil, fmt.Errorf("%d Services do not fit a /%d Service range with 1 %% left free", fp.Services, fp.Bits)
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	env, kubeconfig, err := controlPlane(root, b.k8sDir, fmt.Sprintf("10.0.0.0/%d", fp.Bits))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = env.Stop() }()
+	fb := *b
+	fb.kubeconfig = kubeconfig
+	fb.kubeconfigPath = filepath.Join(b.dir, "kubeconfig-alloc-full")
+	if err := os.WriteFile(fb.kubeconfigPath, kubeconfig, 0o600); err != nil {
+		return nil, err
+	}
+	restCfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	restCfg.QPS, restCfg.Burst = -1, 0
+	if fb.c, err = client.NewWithWatch(restCfg, client.Options{Scheme: b.c.Scheme()}); err != nil {
+		return nil, err
+	}
+	mgr, err := fb.startManager("manager-alloc-full", fmt.Sprintf("--service-cluster-ip-range=10.96.0.0/%d", fp.Bits))
+	if err != nil {
+		return nil, err
+	}
+	defer mgr.stop()
+	if err := warmUp(ctx, fb.c, mgr); err != nil {
+		return nil, err
+	}
+
+	fmt.Printf("allocation at 99 %% full: filling each side's /%d with %s Services\n", fp.Bits, num(fill))
+	nsSvcp, err := namespace(ctx, fb.c, "fill-svcp-")
+	if err != nil {
+		return nil, err
+	}
+	nsCore, err := namespace(ctx, fb.c, "fill-core-")
+	if err != nil {
+		return nil, err
+	}
+	if err := parallel(ctx, fill, clients, func(i int) error {
+		return fb.c.Create(ctx, &v1alpha1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsSvcp, Name: fmt.Sprintf("fill-%d", i)},
+			Spec:       v1alpha1.ServiceSpec{Ports: []v1alpha1.ServicePort{{Name: "http", Port: 80}}},
+		})
+	}); err != nil {
+		return nil, fmt.Errorf("filling svcplane's range: %w", err)
+	}
+	if err := waitAllocated(ctx, fb.c, nsSvcp, fill); err != nil {
+		return nil, fmt.Errorf("waiting for the manager to allocate the fill: %w (%v)", err, mgr.alive())
+	}
+	if err := parallel(ctx, fill, clients, func(i int) error {
+		return fb.c.Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: nsCore, Name: fmt.Sprintf("fill-%d", i)},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(80)}}},
+		})
+	}); err != nil {
+		return nil, fmt.Errorf("filling the core range: %w", err)
+	}
+
+	held := 1 + fill
+	fmt.Printf("allocation at 99 %% full: %d Services by %d clients into ranges %.1f %% full\n", fp.Services, clients, 100*float64(held)/float64(fp.usable()))
+	svcp, core, err := allocWorkload(ctx, fb.c, fp.Services, clients)
+	if err != nil {
+		return nil, err
+	}
+	return &allocPair{N: fp.Services, Svcplane: svcp, Core: core, Range: fmt.Sprintf("/%d", fp.Bits), Usable: fp.usable(), HeldBefore: held}, nil
 }
 
 // namespace creates a namespace named with prefix.

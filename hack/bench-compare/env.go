@@ -40,16 +40,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
-// controlPlane starts kube-apiserver and etcd from assets with a service range large
-// enough for the core Services of every workload, and the svcplane CRDs.
-func controlPlane(root, assets string) (*envtest.Environment, []byte, error) {
+// controlPlane starts kube-apiserver and etcd from assets with serviceCIDR as the core
+// Service range, and the svcplane CRDs.
+func controlPlane(root, assets, serviceCIDR string) (*envtest.Environment, []byte, error) {
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
-	// A /16 holds the 10,000 core Services of the largest dataplane point and more.
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", serviceCIDR)
 	if _, err := env.Start(); err != nil {
 		return nil, nil, fmt.Errorf("starting the control plane: %w", err)
 	}

@@ -68,6 +68,7 @@ import (
 type config struct {
 	Quick           bool
 	AllocServices   int
+	AllocFull       fullPoint // the allocation point at a 99 %-full range
 	Clients         int
 	EndpointsPoints []int // Services, each with PodsPerService pods
 	PodsPerService  int
@@ -85,11 +86,11 @@ type config struct {
 // configFor returns the sizes of a full or a -quick run.
 func configFor(quick bool) config {
 	if quick {
-		return config{Quick: true, AllocServices: 1000, Clients: 32, EndpointsPoints: []int{300}, PodsPerService: 10,
+		return config{Quick: true, AllocServices: 1000, AllocFull: fullPoint{Bits: 20, Services: 300}, Clients: 32, EndpointsPoints: []int{300}, PodsPerService: 10,
 			Rate: 20, FlipDuration: 20 * time.Second, DataplanePoints: []int{1000}, EndpointsPer: 10,
 			Variants: []variant{variantLegacy, variantNFTables}, Idle: 40 * time.Second}
 	}
-	return config{AllocServices: 1000, Clients: 32, EndpointsPoints: []int{1000, 5000}, PodsPerService: 10,
+	return config{AllocServices: 1000, AllocFull: fullPoint{Bits: 19, Services: 1000}, Clients: 32, EndpointsPoints: []int{1000, 5000}, PodsPerService: 10,
 		Rate: 20, FlipDuration: 60 * time.Second, DataplanePoints: []int{1000, 5000, 10000}, EndpointsPer: 10,
 		Variants: []variant{variantLegacy, variantNFTables}, Idle: 120 * time.Second}
 }
@@ -151,7 +152,7 @@ func main() {
 		}
 		return
 	}
-	quick := flag.Bool("quick", false, "A few-minute run: 1,000 Services for allocation, 300 x 10 for endpoints over 20 s, 1,000 x 10 for the dataplane.")
+	quick := flag.Bool("quick", false, "A few-minute run: 1,000 Services for allocation (300 into a /20 instead of 1,000 into a /19 at 99 % full), 300 x 10 for endpoints over 20 s, 1,000 x 10 for the dataplane.")
 	endpoints := flag.String("endpoints-services", "", "Comma-separated Service counts of the endpoints workload (default 1000,5000; -quick 300).")
 	dataplane := flag.String("dataplane-services", "", "Comma-separated service-port counts of the dataplane workload (default 1000,5000,10000; -quick 1000).")
 	variants := flag.String("variants", "", "Comma-separated dataplane variants: iptables-legacy, iptables-nft, nftables, ipvs (in a VM; default iptables-legacy,nftables).")
@@ -231,10 +232,11 @@ func (b *bench) bin(name string) string {
 	return filepath.Join(b.k8sDir, name)
 }
 
-// startManager runs svcplane's manager with its shipped defaults (all its controllers).
-func (b *bench) startManager(name string) (*process, error) {
+// startManager runs svcplane's manager with its shipped defaults (all its controllers)
+// apart from args.
+func (b *bench) startManager(name string, args ...string) (*process, error) {
 	return startProcess(b.dir, name, "", []string{"KUBECONFIG=" + b.kubeconfigPath}, b.bin("manager"),
-		"--health-probe-bind-address=0", "--metrics-bind-address=0")
+		append([]string{"--health-probe-bind-address=0", "--metrics-bind-address=0"}, args...)...)
 }
 
 func run(ctx context.Context, cfg config) error {
@@ -265,7 +267,8 @@ func run(ctx context.Context, cfg config) error {
 	}
 	fmt.Println("logs in", b.dir)
 
-	env, kubeconfig, err := controlPlane(root, b.k8sDir)
+	// A /16 holds the 10,000 core Services of the largest dataplane point and more.
+	env, kubeconfig, err := controlPlane(root, b.k8sDir, "10.0.0.0/16")
 	if err != nil {
 		return err
 	}
@@ -310,6 +313,9 @@ func run(ctx context.Context, cfg config) error {
 			return nil
 		}); err != nil {
 			return err
+		}
+		if rep.AllocFull, err = allocFullPoint(ctx, b, cfg.AllocFull, cfg.Clients); err != nil {
+			return fmt.Errorf("allocation at 99 %% full: %w", err)
 		}
 	}
 	if cfg.Workloads["endpoints"] {

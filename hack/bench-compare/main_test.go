@@ -150,9 +150,12 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	full := configFor(false).AllocFull
 	r := &report{Config: configFor(true), Started: time.Now(), Finished: time.Now(), Machine: []string{"2 CPU cores"},
 		Alloc: &allocPair{N: 10, Svcplane: allocResult{Lat: latencySummary{P50: ms(20), P99: ms(40), Max: ms(41)}, Total: ms(100)},
 			Core: allocResult{Lat: latencySummary{P50: ms(10), P99: ms(20), Max: ms(21)}, Total: ms(50)}},
+		AllocFull: &allocPair{N: 10, Svcplane: allocResult{Lat: latencySummary{P50: ms(30)}, Total: ms(300)},
+			Core: allocResult{Lat: latencySummary{P50: ms(10)}, Total: ms(100)}, Range: "/19", Usable: full.usable(), HeldBefore: 1 + full.prefill()},
 		Endpoints: []*endpointsResult{{Services: 3, PodsPerService: 2, Flips: 4,
 			Setup:  map[string]time.Duration{sideSvcplane: ms(500), sideKube: ms(600)},
 			Lat:    map[string]latencySummary{sideSvcplane: summarize([]time.Duration{ms(5), ms(9)}), sideKube: summarize([]time.Duration{ms(10), ms(20)})},
@@ -176,7 +179,9 @@ func TestReport(t *testing.T) {
 	page := string(got)
 	for _, want := range []string{
 		"## Allocator\n\nHand-written numbers.\n", "Intro.",
-		"| p50 | 20 ms | 10 ms | 2.00 |",  // allocation
+		"| p50 | 20 ms | 10 ms | 2.00 |", // allocation
+		"| p50 | 30 ms | 10 ms | 3.00 |", // allocation at 99 % full
+		"7,108 addresses are held (86.8 %) when the measured creates start",
 		"| p99 | 9.0 ms | 20 ms | 0.45 |", // endpoints
 		"| slice writes per pod change | 1.00 | 2.00 | 0.50 |",
 		"#### iptables-legacy, 20 service ports × 10 endpoints",

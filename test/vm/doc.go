@@ -35,4 +35,8 @@ limitations under the License.
 // tests fail, and shows the guest's console when it does not boot. Without
 // qemu-system-x86_64, busybox-static or the kernel package it skips, except on CI
 // (CI=true), where that is a failure.
+//
+// Boot runs a program that is not a test binary the same way (hack/bench-compare's
+// IPVS point), optionally with a network: QEMU's user network with restrict=on, an
+// e1000 NIC at 10.0.2.15, and guestfwd relays to ports of the host's loopback.
 package vm

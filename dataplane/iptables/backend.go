@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -300,13 +301,30 @@ func (b *Backend) Sync(ctx context.Context, desired *model.State) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var errs []error
+	released := false
 	for _, f := range b.families {
 		if err := b.syncFamily(ctx, f, desired.View(f)); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", f, err))
 		}
+		if st := b.state[f].last; st.Full && st.Err == nil && st.PayloadBytes > releaseAbove {
+			b.state[f].renderer.release()
+			released = true
+		}
+	}
+	if released {
+		// A full sync at scale builds tens of megabytes once (the payload, the
+		// service chains' text), which partial syncs never need again until the
+		// next full sync, an hour later: hand them back to the OS now, off the
+		// sync's clock, so that the node's steady memory is the agent's live
+		// set rather than its first sync's peak.
+		go debug.FreeOSMemory()
 	}
 	return errors.Join(errs...)
 }
+
+// releaseAbove is the payload size above which a full sync lets its buffers go:
+// about 1,500 service ports x 10 endpoints.
+const releaseAbove = 4 << 20
 
 func (b *Backend) syncFamily(ctx context.Context, f model.Family, v *model.View) (err error) {
 	fs := b.state[f]

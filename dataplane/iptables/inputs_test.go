@@ -154,3 +154,24 @@ func TestInputHashesCoverEveryField(t *testing.T) {
 		t.Error("the terse setting leaves viewHash unchanged")
 	}
 }
+
+// TestRenderAfterRelease checks that renders after release, partial and full, write
+// what a renderer that kept its buffers writes.
+func TestRenderAfterRelease(t *testing.T) {
+	v := benchView(50, 5)
+	changed := withEndpointChanged(v, "10.255.255.1")
+	kept, released := newRenderer(model.IPv4, DefaultMasqueradeBit), newRenderer(model.IPv4, DefaultMasqueradeBit)
+	released.seed = kept.seed
+	a, b := kept.render(v, nil, true, nil), released.render(v, nil, true, nil)
+	released.release()
+	for i, next := range []*model.View{changed, v} {
+		a, b = kept.render(next, a.services, false, nil), released.render(next, b.services, false, nil)
+		if string(a.payload) != string(b.payload) || a.written != 1 || b.written != 1 {
+			t.Fatalf("partial render %d after release: %d service ports written, want 1, and the payload differs:\n%s\nwant:\n%s", i, b.written, b.payload, a.payload)
+		}
+		released.release()
+	}
+	if a, b := kept.render(v, nil, true, nil), released.render(v, nil, true, nil); string(a.payload) != string(b.payload) {
+		t.Error("a full render after release differs")
+	}
+}

@@ -412,6 +412,12 @@ func (r *renderer) render(v *model.View, prev map[model.ServicePortName]serviceR
 	return out
 }
 
+// release drops the buffers only full renders fill: the payload and the service
+// chains' text. The fixed chains' rules (every render's) and the caches stay.
+func (r *renderer) release() {
+	r.natChains, r.natServiceRules, r.out = bytes.Buffer{}, bytes.Buffer{}, bytes.Buffer{}
+}
+
 // fixedRules writes the rules of the fixed chains that do not depend on services.
 func (r *renderer) fixedRules() {
 	// Masquerade what carries the mark, clearing it first so that a packet that

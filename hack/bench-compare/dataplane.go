@@ -47,6 +47,9 @@ type variant struct {
 	// Tools names the iptables variant ("legacy", "nft") that both run, put first on
 	// kube-proxy's PATH as plain iptables*; "" for nftables mode.
 	Tools string
+	// Sizes, when set, are this variant's service-port counts instead of
+	// -dataplane-services' (iptables-nft:1000:5000 on the command line).
+	Sizes []int
 }
 
 var (
@@ -402,19 +405,23 @@ func (b *bench) startProxy(ctx context.Context, side string, v variant, tag stri
 		return nil, err
 	}
 	x := &proxy{side: side, ns: nsh, metrics: metricsClient(nsh.ns), started: time.Now()}
+	// Each side stands for a node of its own: the iptables tools' lock is a file, not
+	// per network namespace, so with one /run/xtables.lock each side's restores wait for
+	// the other's (kube-proxy's IPv6 sync failed on it at 10,000 service ports).
+	lock := "XTABLES_LOCKFILE=" + filepath.Join(b.dir, "xtables-"+side+".lock")
 	switch side {
 	case sideSvcplane:
 		x.url, x.histo = "http://127.0.0.1:10349/metrics", "svcplane_agent_sync_duration_seconds"
 		args := append([]string{"--node-name=" + nodeName, "--cluster-cidr=10.128.0.0/9",
 			"--metrics-bind-address=127.0.0.1:10349", "--healthz-bind-address=127.0.0.1:10356"}, v.AgentArgs...)
-		x.p, err = startProcess(b.dir, "agent-"+tag, nsh.name, []string{"KUBECONFIG=" + kubeconfig}, b.bin("agent"), args...)
+		x.p, err = startProcess(b.dir, "agent-"+tag, nsh.name, []string{"KUBECONFIG=" + kubeconfig, lock}, b.bin("agent"), args...)
 	case sideKube:
 		x.url, x.histo = "http://127.0.0.1:10249/metrics", "kubeproxy_sync_proxy_rules_duration_seconds"
 		args := append([]string{"--kubeconfig=" + kubeconfig, "--hostname-override=" + nodeName, "--cluster-cidr=10.128.0.0/9",
 			"--metrics-bind-address=127.0.0.1:10249", "--healthz-bind-address=127.0.0.1:10256",
 			// Leave the conntrack sysctls alone: not what is measured.
 			"--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established=0", "--conntrack-tcp-timeout-close-wait=0"}, v.KubeProxyArgs...)
-		env := []string{}
+		env := []string{lock}
 		if v.Tools != "" {
 			env = append(env, "PATH="+b.toolsDir(v.Tools)+":"+os.Getenv("PATH"))
 		}

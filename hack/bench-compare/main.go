@@ -115,15 +115,24 @@ func parseSizes(s string) ([]int, error) {
 	return out, nil
 }
 
-// parseVariants reads a comma-separated list of dataplane variants.
+// parseVariants reads a comma-separated list of dataplane variants, each optionally
+// followed by its own service-port counts: "iptables-legacy,iptables-nft:1000:5000".
 func parseVariants(s string) ([]variant, error) {
 	known := map[string]variant{variantLegacy.Name: variantLegacy, variantIPTablesNFT.Name: variantIPTablesNFT, variantNFTables.Name: variantNFTables,
 		variantIPVS.Name: variantIPVS}
 	var out []variant
 	for _, f := range strings.Split(s, ",") {
-		v, ok := known[strings.TrimSpace(f)]
+		name, sizes, hasSizes := strings.Cut(strings.TrimSpace(f), ":")
+		v, ok := known[name]
 		if !ok {
-			return nil, fmt.Errorf("unknown variant %q: want iptables-legacy, iptables-nft, nftables or ipvs", f)
+			return nil, fmt.Errorf("unknown variant %q: want iptables-legacy, iptables-nft, nftables or ipvs", name)
+		}
+		if hasSizes {
+			n, err := parseSizes(strings.ReplaceAll(sizes, ":", ","))
+			if err != nil {
+				return nil, fmt.Errorf("variant %s: %w", name, err)
+			}
+			v.Sizes = n
 		}
 		out = append(out, v)
 	}
@@ -155,7 +164,7 @@ func main() {
 	quick := flag.Bool("quick", false, "A few-minute run: 1,000 Services for allocation (300 into a /20 instead of 1,000 into a /19 at 99 % full), 300 x 10 for endpoints over 20 s, 1,000 x 10 for the dataplane.")
 	endpoints := flag.String("endpoints-services", "", "Comma-separated Service counts of the endpoints workload (default 1000,5000; -quick 300).")
 	dataplane := flag.String("dataplane-services", "", "Comma-separated service-port counts of the dataplane workload (default 1000,5000,10000; -quick 1000).")
-	variants := flag.String("variants", "", "Comma-separated dataplane variants: iptables-legacy, iptables-nft, nftables, ipvs (in a VM; default iptables-legacy,nftables).")
+	variants := flag.String("variants", "", "Comma-separated dataplane variants: iptables-legacy, iptables-nft, nftables, ipvs (in a VM; default iptables-legacy,nftables); a variant may name its own sizes, as in iptables-nft:1000:5000.")
 	workloads := flag.String("workloads", "alloc,endpoints,dataplane", "Which workloads to run.")
 	allocN := flag.Int("alloc-services", 0, "Services of the allocation workload (default 1000).")
 	flips := flag.Duration("flip-duration", 0, "How long pods flip readiness in the endpoints workload (default 60s; -quick 20s).")
@@ -331,7 +340,11 @@ func run(ctx context.Context, cfg config) error {
 		// A manager allocates the svcplane Services the agent is fed.
 		if err := withManager(ctx, b, "manager-dataplane", func() error {
 			for _, v := range cfg.Variants {
-				for _, n := range cfg.DataplanePoints {
+				sizes := cfg.DataplanePoints
+				if len(v.Sizes) > 0 {
+					sizes = v.Sizes
+				}
+				for _, n := range sizes {
 					pt, err := dataplaneWorkload(ctx, b, v, n, cfg.EndpointsPer, cfg.Idle)
 					if err != nil {
 						return fmt.Errorf("dataplane %s %d x %d: %w", v.Name, n, cfg.EndpointsPer, err)

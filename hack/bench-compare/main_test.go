@@ -19,6 +19,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,13 @@ func TestParseSizes(t *testing.T) {
 	}
 	if vs, err := parseVariants("ipvs"); err != nil || len(vs) != 1 || vs[0].Name != variantIPVS.Name {
 		t.Errorf("parseVariants(ipvs) = %+v, %v; want the IPVS variant (it runs in a VM)", vs, err)
+	}
+	if vs, err := parseVariants("iptables-legacy, iptables-nft:1000:5_000"); err != nil || len(vs) != 2 || vs[0].Sizes != nil ||
+		vs[1].Name != variantIPTablesNFT.Name || !reflect.DeepEqual(vs[1].Sizes, []int{1000, 5000}) {
+		t.Errorf("parseVariants with sizes = %+v, %v; want iptables-nft at 1000 and 5000, legacy at -dataplane-services'", vs, err)
+	}
+	if _, err := parseVariants("iptables-nft:"); err == nil {
+		t.Error("parseVariants accepted a variant with an empty size list")
 	}
 	if _, err := parseVariants("userspace"); err == nil {
 		t.Error("parseVariants accepted userspace")

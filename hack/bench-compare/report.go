@@ -300,10 +300,21 @@ func (r *report) markdown(plots []string) string {
 	return w.String()
 }
 
-// headlines are the ratios worth quoting: endpoint p99, and per dataplane variant the
-// first and one-endpoint syncs at the largest size.
+// headlines are the ratios worth quoting: allocation p50 and total, endpoint p99, and
+// per dataplane variant the first and one-endpoint syncs at the largest size.
 func (r *report) headlines() []string {
 	var out []string
+	for _, a := range []*allocPair{r.Alloc, r.AllocFull} {
+		if a == nil {
+			continue
+		}
+		where := ""
+		if a.Range != "" {
+			where = " into a nearly full " + a.Range
+		}
+		out = append(out, fmt.Sprintf("allocation, %s Services%s: p50 %s (%s vs %s), all allocated %s", num(a.N), where,
+			durRatio(a.Svcplane.Lat.P50, a.Core.Lat.P50), ms(a.Svcplane.Lat.P50), ms(a.Core.Lat.P50), durRatio(a.Svcplane.Total, a.Core.Total)))
+	}
 	if n := len(r.Endpoints); n > 0 {
 		e := r.Endpoints[n-1]
 		out = append(out, fmt.Sprintf("EndpointSlices, %s Services × %d pods: p99 latency %s (%s vs %s)", num(e.Services), e.PodsPerService,

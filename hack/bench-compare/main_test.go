@@ -194,7 +194,9 @@ func TestReport(t *testing.T) {
 		"| slice writes per pod change | 1.00 | 2.00 | 0.50 |",
 		"#### iptables-legacy, 20 service ports × 10 endpoints",
 		"| first sync (its metric) | 150 ms | 300 ms | 0.50 |",
-		"first sync 0.50, one endpoint changed 0.40", // headline at the largest size
+		"first sync 0.50, one endpoint changed 0.40",                                                    // headline at the largest size
+		"allocation, 10 Services: p50 2.00 (20 ms vs 10 ms), all allocated 2.00",                        // headline
+		"allocation, 10 Services into a nearly full /19: p50 3.00 (30 ms vs 10 ms), all allocated 3.00", // headline
 		"images/bench-endpoints-cdf.png", "images/bench-dataplane-sync.png",
 	} {
 		if !strings.Contains(page, want) {

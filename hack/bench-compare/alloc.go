@@ -40,6 +40,12 @@ import (
 type allocResult struct {
 	Lat   latencySummary
 	Total time.Duration
+	// Create is the create call alone; the same as Lat for core Services.
+	Create latencySummary
+	// WatchLag runs from a svcplane create call's return to a watch (the harness's
+	// own) showing the new Service: the delay the manager's informer shares before
+	// it can allocate. Zero for core Services.
+	WatchLag latencySummary
 }
 
 // allocWorkload creates n svcplane Services and then n core Services, each with
@@ -60,6 +66,8 @@ func allocWorkload(ctx context.Context, c client.WithWatch, n, clients int) (svc
 	var (
 		mu        sync.Mutex
 		started   = map[string]time.Time{}
+		created   = map[string]time.Time{} // when the create call returned
+		added     = map[string]time.Time{} // when the watch showed the Service
 		allocated = map[string]time.Time{}
 		allDone   = make(chan struct{})
 	)
@@ -67,12 +75,18 @@ func allocWorkload(ctx context.Context, c client.WithWatch, n, clients int) (svc
 	defer stopWatch()
 	if err := follow(wctx, c, &v1alpha1.ServiceList{}, nsSvcp, func(ev watch.Event) {
 		s, ok := ev.Object.(*v1alpha1.Service)
-		if !ok || ev.Type == watch.Deleted || !meta.IsStatusConditionTrue(s.Status.Conditions, controllers.ConditionAllocated) {
+		if !ok || ev.Type == watch.Deleted {
 			return
 		}
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()
+		if _, seen := added[s.Name]; !seen {
+			added[s.Name] = now
+		}
+		if !meta.IsStatusConditionTrue(s.Status.Conditions, controllers.ConditionAllocated) {
+			return
+		}
 		if _, seen := allocated[s.Name]; !seen {
 			allocated[s.Name] = now
 			if len(allocated) == n {
@@ -88,10 +102,14 @@ func allocWorkload(ctx context.Context, c client.WithWatch, n, clients int) (svc
 		mu.Lock()
 		started[name] = time.Now()
 		mu.Unlock()
-		return c.Create(ctx, &v1alpha1.Service{
+		err := c.Create(ctx, &v1alpha1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: nsSvcp, Name: name},
 			Spec:       v1alpha1.ServiceSpec{Ports: []v1alpha1.ServicePort{{Name: "http", Port: 80}}},
 		})
+		mu.Lock()
+		created[name] = time.Now()
+		mu.Unlock()
+		return err
 	}); err != nil {
 		return svcp, core, err
 	}
@@ -103,16 +121,19 @@ func allocWorkload(ctx context.Context, c client.WithWatch, n, clients int) (svc
 		return svcp, core, ctx.Err()
 	}
 	mu.Lock()
-	var lat []time.Duration
+	var lat, create, lag []time.Duration
 	var last time.Time
 	for name, at := range allocated {
 		lat = append(lat, at.Sub(started[name]))
+		create = append(create, created[name].Sub(started[name]))
+		// The watch can show a Service before its create call returns.
+		lag = append(lag, max(0, added[name].Sub(created[name])))
 		if at.After(last) {
 			last = at
 		}
 	}
 	mu.Unlock()
-	svcp = allocResult{Lat: summarize(lat), Total: last.Sub(begin)}
+	svcp = allocResult{Lat: summarize(lat), Total: last.Sub(begin), Create: summarize(create), WatchLag: summarize(lag)}
 
 	// core: the create call is the whole allocation.
 	coreLat := make([]time.Duration, n)
@@ -129,6 +150,7 @@ func allocWorkload(ctx context.Context, c client.WithWatch, n, clients int) (svc
 		return svcp, core, err
 	}
 	core = allocResult{Lat: summarize(coreLat), Total: time.Since(begin)}
+	core.Create = core.Lat
 	return svcp, core, nil
 }
 

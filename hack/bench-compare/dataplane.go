@@ -160,9 +160,12 @@ func dataplaneWorkload(ctx context.Context, b *bench, v variant, services, endpo
 	}
 
 	// First sync: both started together; each is done when its histogram counts a
-	// sync. Both are polled in one loop, so that each one's time is its own.
+	// sync. Both are polled in one loop, so that each one's time is its own. The
+	// bound is generous: iptables-nft-restore 1.8.9 slows down as the chains grow,
+	// 8.3 minutes at 5,000 service ports, and at 10,000 neither proxy had written
+	// half its rules after an hour.
 	pending := map[string]bool{sideSvcplane: true, sideKube: true}
-	if err := waitUntil(ctx, 30*time.Minute, 100*time.Millisecond, func() (bool, error) {
+	if err := waitUntil(ctx, 90*time.Minute, 100*time.Millisecond, func() (bool, error) {
 		for side := range pending {
 			x := proxies[side]
 			d, done, err := x.firstSync(ctx)

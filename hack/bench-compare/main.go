@@ -54,12 +54,15 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/svcplane/svcplane/api/v1alpha1"
 )
@@ -161,6 +164,9 @@ func main() {
 		}
 		return
 	}
+	// envtest logs through controller-runtime: errors only, so that the progress
+	// lines stay readable (and without a logger it prints a stack trace saying so).
+	ctrllog.SetLogger(zap.New(zap.Level(zapcore.ErrorLevel)))
 	quick := flag.Bool("quick", false, "A few-minute run: 1,000 Services for allocation (300 into a /20 instead of 1,000 into a /19 at 99 % full), 300 x 10 for endpoints over 20 s, 1,000 x 10 for the dataplane.")
 	endpoints := flag.String("endpoints-services", "", "Comma-separated Service counts of the endpoints workload (default 1000,5000; -quick 300).")
 	dataplane := flag.String("dataplane-services", "", "Comma-separated service-port counts of the dataplane workload (default 1000,5000,10000; -quick 1000).")

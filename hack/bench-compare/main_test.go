@@ -160,8 +160,9 @@ func TestReport(t *testing.T) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	full := configFor(false).AllocFull
 	r := &report{Config: configFor(true), Started: time.Now(), Finished: time.Now(), Machine: []string{"2 CPU cores"},
-		Alloc: &allocPair{N: 10, Svcplane: allocResult{Lat: latencySummary{P50: ms(20), P99: ms(40), Max: ms(41)}, Total: ms(100)},
-			Core: allocResult{Lat: latencySummary{P50: ms(10), P99: ms(20), Max: ms(21)}, Total: ms(50)}},
+		Alloc: &allocPair{N: 10, Svcplane: allocResult{Lat: latencySummary{P50: ms(20), P99: ms(40), Max: ms(41)}, Total: ms(100),
+			Create: latencySummary{P50: ms(12), P99: ms(22)}, WatchLag: latencySummary{P50: ms(3), P99: ms(7)}},
+			Core: allocResult{Lat: latencySummary{P50: ms(10), P99: ms(20), Max: ms(21)}, Total: ms(50), Create: latencySummary{P50: ms(10), P99: ms(20)}}},
 		AllocFull: &allocPair{N: 10, Svcplane: allocResult{Lat: latencySummary{P50: ms(30)}, Total: ms(300)},
 			Core: allocResult{Lat: latencySummary{P50: ms(10)}, Total: ms(100)}, Range: "/19", Usable: full.usable(), HeldBefore: 1 + full.prefill()},
 		Endpoints: []*endpointsResult{{Services: 3, PodsPerService: 2, Flips: 4,
@@ -188,6 +189,9 @@ func TestReport(t *testing.T) {
 	for _, want := range []string{
 		"## Allocator\n\nHand-written numbers.\n", "Intro.",
 		"| p50 | 20 ms | 10 ms | 2.00 |", // allocation
+		"| create call alone, p50 | 12 ms | 10 ms | 1.20 |",
+		"| create call alone, p99 | 22 ms | 20 ms | 1.10 |",
+		"each new svcplane Service 3.0 ms after its create call returned (p50; p99 7.0 ms)",
 		"| p50 | 30 ms | 10 ms | 3.00 |", // allocation at 99 % full
 		"7,108 addresses are held (86.8 %) when the measured creates start",
 		"| p99 | 9.0 ms | 20 ms | 0.45 |", // endpoints

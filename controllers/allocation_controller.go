@@ -82,6 +82,19 @@ const statusConflictRetry = 100 * time.Millisecond
 // within seconds of its end.
 const maxRetryDelay = 5 * time.Second
 
+// DefaultConcurrentServiceSyncs is the default of --concurrent-service-syncs, the
+// AllocationReconciler's MaxConcurrentReconciles.
+//
+// Allocation itself is serialised by the Book and takes microseconds; a pass is
+// one status write, and the API server is the bottleneck of a burst. Enough
+// workers keep the manager's share of it close to that of the clients creating
+// the Services, so that each is allocated soon after its create instead of
+// behind all of them. Measured with 1,000 creates from 32 clients (quick
+// bench-compare runs, 2 cores): create -> Allocated=True p50 2.55-2.71 s with 4
+// workers, 1.24 s with 16, 0.83-1.99 s with 32, 0.65 s with 64, the whole burst
+// allocated in 5.8-6.6 s with 4 and 4.2-6.3 s with 32 or 64.
+const DefaultConcurrentServiceSyncs = 32
+
 // AllocationReconciler gives Services their cluster IPs, node ports and health check
 // node port from an ledger.Book, and records them in status. It rebuilds the Book
 // from every Service's status before it hands out anything, and a repair pass checks

@@ -140,7 +140,7 @@ func startManager(serviceCIDRs, nodePorts string, tune ...func(*AllocationReconc
 	allocation := &AllocationReconciler{
 		Book:                    book,
 		RepairInterval:          2 * time.Second,
-		MaxConcurrentReconciles: 32, // --concurrent-service-syncs' default
+		MaxConcurrentReconciles: DefaultConcurrentServiceSyncs,
 	}
 	for _, t := range tune {
 		t(allocation)

@@ -116,15 +116,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet, opts Options) {
 	fs.StringVar(&c.ServiceCIDRs, "service-cluster-ip-range", "10.96.0.0/12", "CIDR from which ClusterIPs are allocated; two comma-separated CIDRs of different families for dual-stack, primary first. At most 2^20 addresses each.")
 	fs.StringVar(&c.NodePortRange, "service-node-port-range", "30000-32767", "Port range from which node ports are allocated, inclusive.")
 	fs.DurationVar(&c.RepairInterval, "repair-interval", 3*time.Minute, "How often allocations are checked against every Service for duplicates, out-of-range values and leaks: at least 10s, or 0 to disable the check.")
-	// Allocation itself is serialised by the Book and takes microseconds; a pass is
-	// one status write, and the API server is the bottleneck of a burst. Enough
-	// workers keep the manager's share of it close to that of the clients creating
-	// the Services, so that each is allocated soon after its create instead of
-	// behind all of them. Measured with 1,000 creates from 32 clients (quick
-	// bench-compare runs, 2 cores): create -> Allocated=True p50 2.55-2.71 s with 4
-	// workers, 1.24 s with 16, 0.83-1.99 s with 32, 0.65 s with 64, the whole burst
-	// allocated in 5.8-6.6 s with 4 and 4.2-6.3 s with 32 or 64.
-	fs.IntVar(&c.ConcurrentServiceSyncs, "concurrent-service-syncs", 32, "Number of Services allocated in parallel (each pass is one status write to the API server).")
+	fs.IntVar(&c.ConcurrentServiceSyncs, "concurrent-service-syncs", controllers.DefaultConcurrentServiceSyncs, "Number of Services allocated in parallel (each pass is one status write to the API server).")
 	fs.IntVar(&c.MaxEndpointsPerSlice, "max-endpoints-per-slice", endpoints.DefaultMaxEndpointsPerSlice, "The maximum number of endpoints in one EndpointSlice.")
 	fs.DurationVar(&c.BatchPeriod, "endpointslice-updates-batch-period", 0, "How long pod changes are batched before a Service's EndpointSlices are written; 0 writes at once.")
 	fs.IntVar(&c.ConcurrentEndpointSyncs, "concurrent-service-endpoint-syncs", 5, "Number of Services whose EndpointSlices are synced in parallel.")

@@ -162,7 +162,7 @@ func TestReport(t *testing.T) {
 	r := &report{Config: configFor(true), Started: time.Now(), Finished: time.Now(), Machine: []string{"2 CPU cores"},
 		Alloc: &allocPair{N: 10, Svcplane: allocResult{Lat: latencySummary{P50: ms(20), P99: ms(40), Max: ms(41)}, Total: ms(100),
 			Create: latencySummary{P50: ms(12), P99: ms(22)}, WatchLag: latencySummary{P50: ms(3), P99: ms(7)}},
-			Core: allocResult{Lat: latencySummary{P50: ms(10), P99: ms(20), Max: ms(21)}, Total: ms(50), Create: latencySummary{P50: ms(10), P99: ms(20)}}},
+			Core: allocResult{Lat: latencySummary{P50: ms(10), P99: ms(20), Max: ms(21)}, Total: ms(50)}},
 		AllocFull: &allocPair{N: 10, Svcplane: allocResult{Lat: latencySummary{P50: ms(30)}, Total: ms(300)},
 			Core: allocResult{Lat: latencySummary{P50: ms(10)}, Total: ms(100)}, Range: "/19", Usable: full.usable(), HeldBefore: 1 + full.prefill()},
 		Endpoints: []*endpointsResult{{Services: 3, PodsPerService: 2, Flips: 4,

@@ -223,8 +223,8 @@ func (r *report) markdown(plots []string) string {
 		p("| p99 | %s | %s | %s |\n", ms(a.Svcplane.Lat.P99), ms(a.Core.Lat.P99), durRatio(a.Svcplane.Lat.P99, a.Core.Lat.P99))
 		p("| max | %s | %s | %s |\n", ms(a.Svcplane.Lat.Max), ms(a.Core.Lat.Max), durRatio(a.Svcplane.Lat.Max, a.Core.Lat.Max))
 		p("| all %s allocated | %s | %s | %s |\n", num(a.N), ms(a.Svcplane.Total), ms(a.Core.Total), durRatio(a.Svcplane.Total, a.Core.Total))
-		p("| create call alone, p50 | %s | %s | %s |\n", ms(a.Svcplane.Create.P50), ms(a.Core.Create.P50), durRatio(a.Svcplane.Create.P50, a.Core.Create.P50))
-		p("| create call alone, p99 | %s | %s | %s |\n\n", ms(a.Svcplane.Create.P99), ms(a.Core.Create.P99), durRatio(a.Svcplane.Create.P99, a.Core.Create.P99))
+		p("| create call alone, p50 | %s | %s | %s |\n", ms(a.Svcplane.Create.P50), ms(a.Core.Lat.P50), durRatio(a.Svcplane.Create.P50, a.Core.Lat.P50))
+		p("| create call alone, p99 | %s | %s | %s |\n\n", ms(a.Svcplane.Create.P99), ms(a.Core.Lat.P99), durRatio(a.Svcplane.Create.P99, a.Core.Lat.P99))
 		if a.Usable == 0 {
 			p("svcplane's number includes a second API round trip by design: the Service is stored\n")
 			p("first, then the manager writes its status; core Services allocate before they are stored.\n")

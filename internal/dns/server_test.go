@@ -41,20 +41,10 @@ import (
 // under example.com. with 192.0.2.53, and SERVFAIL for anything else.
 func startUpstream(t *testing.T) string {
 	t.Helper()
-	// The UDP port the kernel picks may be taken for TCP: try another.
-	var pc net.PacketConn
-	var ln net.Listener
-	for attempt := 0; ln == nil; attempt++ {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
-			pc.Close()
-			if attempt == 9 {
-				t.Fatalf("no loopback port free for both UDP and TCP after 10 tries: %v", err)
-			}
-		}
+	// listen picks one port free for both UDP and TCP, as the server does.
+	pc, ln, err := listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
 	addr := pc.LocalAddr().String()
 	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, req *mdns.Msg) {
